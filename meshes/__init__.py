@@ -1,0 +1,1 @@
+"""Composite-cathode microstructures: packing (numpy), Gmsh models, mesh files."""

@@ -1,0 +1,479 @@
+"""The coupled problem of one run and its load stepping.
+
+:class:`Simulation` builds function spaces, forms and solvers once (from a case in
+internal units and a distributed mesh). :meth:`Simulation.solve_step` solves one load
+step: elasticity alone, or displacement and damage together by alternate minimisation
+(plain, Anderson-accelerated or over-relaxed). :func:`run_loading` walks the loading
+path with adaptive steps and hands every accepted step to the exporters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from mpi4py import MPI
+
+from meshes import tags as mtags
+from solver import elasticity as el
+from solver import phasefield as pf
+from solver.config import DEFAULT_PETSC_ELASTICITY
+from solver.loading import LoadPath
+from solver.mesh import MeshBundle, phase_of_tags
+
+
+@dataclass
+class StepResult:
+    converged: bool
+    iterations: int = 0
+    elastic_solves: int = 0
+    damage_solves: int = 0
+    linear_iterations: int = 0
+    residual: float = 0.0
+    reason: str = ""
+
+
+class Accelerator:
+    """Post-processing of the alternate-minimisation damage iterates.
+
+    ``update(x, g)`` receives the current iterate x and its image g = G(x) under one
+    displacement + damage sweep (owned DOF values) and returns the next iterate."""
+
+    def __init__(self, kind: str, depth: int = 5, relaxation: float = 1.0, comm: MPI.Comm = MPI.COMM_WORLD):
+        self.kind, self.depth, self.omega, self.comm = kind, depth, relaxation, comm
+        self.reset()
+
+    def reset(self):
+        self.X: list[np.ndarray] = []
+        self.F: list[np.ndarray] = []
+
+    def update(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        f = g - x
+        if self.kind == "staggered":
+            return g
+        if self.kind == "overrelaxed":
+            return x + self.omega * f
+        # Anderson (type II) with depth m, on the fixed-point residual f = G(x) - x
+        self.X.append(x.copy())
+        self.F.append(f.copy())
+        if len(self.F) > self.depth + 1:
+            self.X.pop(0)
+            self.F.pop(0)
+        m = len(self.F) - 1
+        if m == 0:
+            return g
+        dF = np.stack([self.F[i + 1] - self.F[i] for i in range(m)], axis=1)
+        dX = np.stack([self.X[i + 1] - self.X[i] for i in range(m)], axis=1)
+        A = self.comm.allreduce(dF.T @ dF, op=MPI.SUM)
+        b = self.comm.allreduce(dF.T @ f, op=MPI.SUM)
+        reg = 1e-10 * np.trace(A) / max(m, 1) + 1e-300
+        try:
+            gamma = np.linalg.solve(A + reg * np.eye(m), b)
+        except np.linalg.LinAlgError:
+            self.reset()
+            return g
+        return g - (dX + dF) @ gamma
+
+
+class Simulation:
+    """Displacement (and damage) for a composite cathode under a prescribed lithiation.
+
+    Args:
+        case: validated case in internal units (``solver.units.to_internal``).
+        bundle: the distributed mesh with tags.
+    """
+
+    def __init__(self, case, bundle: MeshBundle):
+        self.case = case
+        self.bundle = bundle
+        domain = bundle.mesh
+        self.domain = domain
+        self.comm = domain.comm
+        gdim = domain.geometry.dim
+        self.gdim = gdim
+        tdim = domain.topology.dim
+        order = case.geometry.mesh.order
+        cell_tags, facet_tags = bundle.cell_tags, bundle.facet_tags
+        self.fracture = case.fracture.enabled
+        self.monitor = None  # optional callable(iteration, damage change) for diagnostics
+
+        # ---------------------------------------------------------------- spaces and fields
+        V = fem.functionspace(domain, ("Lagrange", order, (gdim,)))
+        self.u = fem.Function(V, name="displacement")
+        self.u_saved = fem.Function(V)
+        Q = fem.functionspace(domain, ("DG", 0))
+        self.Q = Q
+        self.phase = fem.Function(Q, name="phase")  # 1 electrolyte, 2 active
+        ph = phase_of_tags(cell_tags.values)
+        self.phase.x.array[cell_tags.indices] = np.where(ph == "active", 2.0, 1.0)
+        self.particle_id = fem.Function(Q, name="particle_id")
+        self.particle_id.x.array[cell_tags.indices] = np.where(
+            cell_tags.values >= mtags.PARTICLE_BASE, cell_tags.values - mtags.PARTICLE_BASE, -1
+        )
+        m = case.materials
+        props = {
+            "active": {"E": m.active.E, "nu": m.active.nu, "expansion": m.active.expansion},
+            "electrolyte": {"E": m.electrolyte.E, "nu": m.electrolyte.nu, "expansion": 0.0},
+        }
+        self.mat = el.ElasticFields.from_phases(domain, cell_tags, phase_of_tags, props)
+        self.x_li = fem.Constant(domain, 0.0)  # lithium fraction (uniform, prescribed)
+        self.x_ref = fem.Constant(domain, 0.0)
+        self.lithiation = fem.Function(Q, name="lithiation")
+
+        eps_ch = self.mat.beta * (self.x_li - self.x_ref) * ufl.Identity(3)
+        eps_e = el.strain3(self.u, gdim) - eps_ch
+        self.eps_e = eps_e
+        lm, mu = self.mat.lmbda, self.mat.mu
+        self.dx = ufl.Measure("dx", domain=domain, subdomain_data=cell_tags)
+        self.ds = ufl.Measure("ds", domain=domain, subdomain_data=facet_tags)
+
+        # ---------------------------------------------------------------- damage
+        fr = case.fracture
+        self.settings = pf.DamageSettings(fr.model, fr.split, fr.driving_force, fr.residual_stiffness, fr.irreversibility)
+        if self.fracture:
+            D = fem.functionspace(domain, ("Lagrange", 1))
+            self.d = fem.Function(D, name="damage")
+            self.d_prev = fem.Function(D)  # last accepted damage (the irreversibility bound)
+            self.d_iter = fem.Function(D)
+            self.chi = fem.Function(Q, name="damageable")
+            self.Gc = fem.Function(Q, name="Gc")
+            self.ell = fem.Function(Q, name="ell")
+            self.failure = self._failure_fields(cell_tags)
+            energy = pf.stored_energy(eps_e, lm, mu, self.d, self.chi, self.settings, gdim)
+            H = pf.driving_force(eps_e, lm, mu, self.mat.E, self.settings, gdim)
+            self.H_hist = None
+            if fr.irreversibility == "history":
+                # cell-wise history of the driving force (exact for P1 displacements)
+                self.H_hist = fem.Function(Q, name="H_history")
+                self._H_expr = fem.Expression(H, Q.element.interpolation_points)
+                H = ufl.max_value(H, self.H_hist)
+            fixed = self._fixed_damage_dofs(D, cell_tags)
+            self.damage = pf.DamageProblem(self.d, self.d_prev if fr.irreversibility == "bounds" else self._zero(D),
+                                           H, self.Gc, self.ell, self.chi, self.settings, fixed, fr.petsc_options)
+            self.accel = Accelerator(fr.scheme.type, fr.scheme.depth, fr.scheme.relaxation, self.comm)
+            linear = fr.split == "none"
+        else:
+            self.d = None
+            energy = el.energy_density(eps_e, lm, mu)
+            linear = True
+
+        # ---------------------------------------------------------------- elasticity
+        side_tags = {k: mtags.SIDES[k] for k in (("left", "right", "bottom", "top") if gdim == 2 else mtags.SIDES)}
+        sides = {k: case.mechanics.side(k) for k in side_tags}
+        bcs, pressures = el.boundary_conditions(V, facet_tags, side_tags, sides)
+        opts = dict(DEFAULT_PETSC_ELASTICITY)
+        opts.update(case.mechanics.petsc_options)
+        self.elastic = el.ElasticityProblem(self.u, energy * ufl.dx, bcs, pressures, self.ds, linear, opts)
+
+        # ---------------------------------------------------------------- derived outputs
+        eps_v = ufl.variable(eps_e)
+        if self.fracture:
+            psi = pf.stored_energy(eps_v, lm, mu, self.d, self.chi, self.settings, gdim)
+        else:
+            psi = el.energy_density(eps_v, lm, mu)
+        sigma = ufl.diff(psi, eps_v)
+        self.sigma = sigma
+        self.outputs: dict[str, fem.Function] = {}
+        self._out_expr = []
+        for name, expr in el.stress_output_expressions(sigma, gdim).items():
+            f = fem.Function(Q, name=name)
+            self.outputs[name] = f
+            self._out_expr.append((f, fem.Expression(expr, Q.element.interpolation_points)))
+        self._li_expr = fem.Expression(self.x_li + 0.0 * self.mat.beta, Q.element.interpolation_points)
+        self._li_mask = self.phase.x.array == 2.0
+
+        # scalar forms
+        self.volume = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * self.dx)), op=MPI.SUM)
+        self._f_elastic = fem.form(psi * ufl.dx)
+        self._f_trace = fem.form(ufl.tr(el.strain3(self.u, gdim)) * ufl.dx)
+        if self.fracture:
+            self._f_fracture = fem.form(pf.fracture_density(self.d, self.Gc, self.ell, self.chi, fr.model) * ufl.dx)
+            self._f_crack = fem.form(pf.crack_density(self.d, self.ell, self.chi, fr.model) * ufl.dx)
+            damaged = ufl.conditional(ufl.ge(self.d, 0.9), 1.0, 0.0)
+            self._f_damaged = fem.form(self.chi * damaged * ufl.dx(metadata={"quadrature_degree": 4}))
+            self.damageable_volume = self.comm.allreduce(fem.assemble_scalar(fem.form(self.chi * ufl.dx)), op=MPI.SUM)
+            self._damageable_cells = np.flatnonzero(self.chi.x.array > 0.5).astype(np.int32)
+        self.se_cells = cell_tags.indices[cell_tags.values == mtags.ELECTROLYTE]
+        self.am_cells = cell_tags.indices[cell_tags.values >= mtags.PARTICLE_BASE]
+        n_owned = domain.topology.index_map(tdim).size_local
+        self.se_cells = self.se_cells[self.se_cells < n_owned]
+        self.am_cells = self.am_cells[self.am_cells < n_owned]
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _zero(self, D):
+        return fem.Function(D)
+
+    def _failure_fields(self, cell_tags) -> dict:
+        """Fill chi, Gc, ell per phase (and the interface band); return the resolved values."""
+        case = self.case
+        fr = case.fracture
+        ph = phase_of_tags(cell_tags.values)
+        resolved = {}
+        for phase in fr.phases:
+            mat = getattr(case.materials, phase)
+            r = pf.resolve_failure(fr.model, mat.E, mat.nu, mat.fracture)
+            resolved[phase] = r
+            cells = cell_tags.indices[ph == phase]
+            self.chi.x.array[cells] = 1.0
+            self.Gc.x.array[cells] = r["Gc"]
+            self.ell.x.array[cells] = r["ell"]
+        # cells outside the damageable phases: ell must stay positive in the forms
+        ell_ref = max(r["ell"] for r in resolved.values())
+        self.ell.x.array[self.ell.x.array == 0.0] = ell_ref
+        if fr.interface is not None and "electrolyte" in fr.phases:
+            band = _interface_band_cells(self.domain, cell_tags, self.bundle.info, fr.interface.width)
+            self.Gc.x.array[band] = fr.interface.Gc
+            resolved["interface_band"] = {"Gc": fr.interface.Gc, "width": fr.interface.width,
+                                          "cells": int(self.comm.allreduce(len(band), op=MPI.SUM))}
+        for f in (self.chi, self.Gc, self.ell):
+            f.x.scatter_forward()
+        return resolved
+
+    def _fixed_damage_dofs(self, D, cell_tags) -> np.ndarray:
+        """Damage DOFs touched only by non-damageable cells (kept at d = 0)."""
+        tdim = self.domain.topology.dim
+        dam_cells = np.flatnonzero(self.chi.x.array > 0.5).astype(np.int32)
+        free = fem.locate_dofs_topological(D, tdim, dam_cells)
+        mask = np.ones(D.dofmap.index_map.size_local + D.dofmap.index_map.num_ghosts, dtype=bool)
+        mask[free] = False
+        # a ghost DOF may be free on its owner only: agree across ranks
+        tmp = fem.Function(D)
+        tmp.x.array[:] = (~mask).astype(float)
+        tmp.x.scatter_reverse(__import__("dolfinx").la.InsertMode.add)
+        tmp.x.scatter_forward()
+        return np.flatnonzero(tmp.x.array < 0.5).astype(np.int32)
+
+    # ------------------------------------------------------------------ stepping
+    def set_load(self, x: float, x_ref: float) -> None:
+        self.x_li.value = x
+        self.x_ref.value = x_ref
+
+    def save_state(self) -> None:
+        self.u_saved.x.array[:] = self.u.x.array
+        if self.fracture:
+            self.d_iter.x.array[:] = self.d.x.array
+
+    def restore_state(self) -> None:
+        self.u.x.array[:] = self.u_saved.x.array
+        if self.fracture:
+            self.d.x.array[:] = self.d_prev.x.array
+
+    def accept(self) -> None:
+        if self.fracture:
+            self.d_prev.x.array[:] = self.d.x.array
+            if self.H_hist is not None:
+                Hn = fem.Function(self.Q)
+                Hn.interpolate(self._H_expr)
+                np.maximum(self.H_hist.x.array, Hn.x.array, out=self.H_hist.x.array)
+        self.u_saved.x.array[:] = self.u.x.array
+
+    def solve_step(self) -> StepResult:
+        e0, l0 = self.elastic.solves, self.elastic.linear_iterations
+        if not self.fracture:
+            ok, _ = self.elastic.solve()
+            return StepResult(ok, 1, self.elastic.solves - e0, 0, self.elastic.linear_iterations - l0,
+                              reason="" if ok else "elasticity did not converge")
+        sch = self.case.fracture.scheme
+        d0 = self.damage.solves
+        n_owned = self.d.function_space.dofmap.index_map.size_local
+        self.accel.reset()
+        lower = self.d_prev.x.array[:n_owned]
+        upper = np.ones(n_owned)
+        upper[self.damage.fixed_dofs[self.damage.fixed_dofs < n_owned]] = 0.0
+        err = math.inf
+        for k in range(1, sch.max_iterations + 1):
+            ok_u, _ = self.elastic.solve()
+            if not ok_u:
+                return self._result(False, k, e0, d0, l0, err, "elasticity did not converge")
+            x = self.d.x.array[:n_owned].copy()
+            ok_d, _ = self.damage.solve()
+            if not ok_d:
+                return self._result(False, k, e0, d0, l0, err, "damage solver did not converge")
+            g = self.d.x.array[:n_owned]
+            err = self.comm.allreduce(float(np.max(np.abs(g - x))) if n_owned else 0.0, op=MPI.MAX)
+            if self.monitor is not None:
+                self.monitor(k, err)
+            if err < sch.tolerance:
+                return self._result(True, k, e0, d0, l0, err)
+            nxt = self.accel.update(x, g.copy())
+            np.clip(nxt, lower, upper, out=nxt)
+            self.d.x.array[:n_owned] = nxt
+            self.d.x.scatter_forward()
+        return self._result(False, sch.max_iterations, e0, d0, l0, err, "iteration cap reached")
+
+    def _result(self, ok, k, e0, d0, l0, err, reason=""):
+        return StepResult(ok, k, self.elastic.solves - e0, self.damage.solves - d0,
+                          self.elastic.linear_iterations - l0, err, reason)
+
+    # ------------------------------------------------------------------ measures and outputs
+    def update_outputs(self) -> None:
+        for f, expr in self._out_expr:
+            f.interpolate(expr)
+        self.lithiation.x.array[:] = np.where(self._li_mask, float(self.x_li.value), np.nan)
+        self.lithiation.x.array[~self._li_mask] = 0.0
+
+    def field_functions(self) -> list:
+        out = [self.u]
+        if self.fracture:
+            out.append(self.d)
+        out += [self.lithiation] + list(self.outputs.values()) + [self.phase, self.particle_id]
+        return out
+
+    def measures(self) -> dict:
+        """Scalar measures of the current state (call update_outputs first)."""
+        comm = self.comm
+        asum = lambda f: comm.allreduce(fem.assemble_scalar(f), op=MPI.SUM)  # noqa: E731
+        s1 = self.outputs["max_principal"].x.array
+        sh = self.outputs["hydrostatic"].x.array
+        s1_se = comm.allreduce(float(s1[self.se_cells].max()) if len(self.se_cells) else -np.inf, op=MPI.MAX)
+        sh_am = comm.allreduce(float(sh[self.am_cells].min()) if len(self.am_cells) else np.inf, op=MPI.MIN)
+        x = float(self.x_li.value)
+        exp = self.case.materials.active.expansion
+        out = {
+            "x": x,
+            "soc": 1.0 - x,
+            "vol_strain": exp * (x - float(self.x_ref.value)),
+            "mean_strain": asum(self._f_trace) / self.volume,
+            "sigma1_max_SE": 1e3 * s1_se,
+            "sigma_h_min_AM": 1e3 * sh_am,
+            "elastic_energy": asum(self._f_elastic),
+        }
+        if self.fracture:
+            iso = pf.isoline_length_2d(self.domain, self.d, 0.5) if self.gdim == 2 else float("nan")
+            out.update({
+                "fracture_energy": asum(self._f_fracture),
+                "crack_length": asum(self._f_crack),
+                "crack_length_sharp": 0.5 * iso,
+                "damaged_fraction": asum(self._f_damaged) / self.damageable_volume,
+                "crack_segments": pf.crack_components(self.domain, self.d, 0.9, self._damageable_cells),
+                "d_max": comm.allreduce(float(self.d.x.array.max()) if self.d.x.array.size else 0.0, op=MPI.MAX),
+            })
+        return out
+
+    def dofs(self) -> dict:
+        V = self.u.function_space
+        out = {"displacement": V.dofmap.index_map.size_global * V.dofmap.index_map_bs}
+        if self.fracture:
+            out["damage"] = self.d.function_space.dofmap.index_map.size_global
+        return out
+
+
+def _interface_band_cells(domain, cell_tags, info: dict, width: float) -> np.ndarray:
+    """Electrolyte cells whose midpoint lies within ``width`` of a particle surface."""
+    from meshes.packing import Particle, particle_surface_distance
+
+    se = cell_tags.indices[cell_tags.values == mtags.ELECTROLYTE]
+    if len(se) == 0:
+        return se
+    mid = cell_midpoints(domain, se)
+    parts = [Particle(p["id"], tuple(p["center"]), p["radius"], p["shape"], p["sides"], p["angle"])
+             for p in info["packing"]["particles"]]
+    dist = np.full(len(se), np.inf)
+    for p in parts:
+        dist = np.minimum(dist, particle_surface_distance(p, mid[:, :2]))
+    return se[dist <= width].astype(np.int32)
+
+
+def cell_midpoints(domain, cells: np.ndarray) -> np.ndarray:
+    from dolfinx.mesh import compute_midpoints
+
+    return compute_midpoints(domain, domain.topology.dim, cells)
+
+
+# ---------------------------------------------------------------------- the load-stepping loop
+@dataclass
+class StepRecord:
+    step: int
+    accepted: bool
+    load: float
+    result: StepResult
+    measures: dict = field(default_factory=dict)
+
+
+def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_steps: int = 100000) -> dict:
+    """Walk the load path with adaptive steps.
+
+    ``on_step(record)`` is called for every accepted and rejected step (after
+    ``sim.update_outputs()`` for accepted ones). Returns counters for the summary.
+    """
+    case = sim.case
+    ad = case.fracture.adaptive
+    adaptive = ad.enabled and sim.fracture
+    h0 = 1.0 / case.loading.steps
+    h = h0
+    h_min, h_max = h0 * ad.min_step_fraction, h0 * ad.max_step_fraction
+    if sim.fracture:
+        ell = max(r["ell"] for k, r in sim.failure.items() if k != "interface_band")
+        max_growth = ad.max_crack_growth if ad.max_crack_growth is not None else 10.0 * ell
+    s = 0.0
+    total = path.length
+    step = 0
+    accepted = rejected = 0
+    counters = {"elastic_solves": 0, "damage_solves": 0, "iterations": 0, "linear_iterations": 0}
+    last_crack = 0.0
+    t_start = time.perf_counter()
+    sim.set_load(path.x(0.0), path.x_ref)
+    while s < total - 1e-12:
+        if step >= max_steps:
+            raise RuntimeError(f"more than {max_steps} steps: the step size collapsed")
+        # never step over a turning point of the path
+        s_next = min(s + h, path.next_turn(s), total)
+        sim.save_state()
+        sim.set_load(path.x(s_next), path.x_ref)
+        res = sim.solve_step()
+        for k in counters:
+            counters[k] += getattr(res, k)
+        step += 1
+        ok = res.converged
+        meas = None
+        if ok:
+            sim.update_outputs()
+            meas = sim.measures()
+            if adaptive and (meas["crack_length"] - last_crack) > max_growth and (s_next - s) > h_min * 1.0001:
+                ok = False
+                res.reason = f"crack grew by {meas['crack_length'] - last_crack:.3g} um (> {max_growth:.3g})"
+        if not ok and (not adaptive or (s_next - s) <= h_min * 1.0001):
+            if not res.converged:
+                if not adaptive or (s_next - s) <= h_min * 1.0001:
+                    raise StepFailure(f"load step to {s_next:.6g} failed at the smallest step: {res.reason}")
+            ok = True  # brutal growth at the smallest step: accept it
+        if ok:
+            sim.accept()
+            accepted += 1
+            if meas is None:
+                sim.update_outputs()
+                meas = sim.measures()
+            meas["wall"] = time.perf_counter() - t_start
+            on_step(StepRecord(step, True, s_next, res, meas))
+            if sim.fracture:
+                last_crack = meas["crack_length"]
+            s = s_next
+            if adaptive and res.iterations <= ad.easy_iterations:
+                h = min(h * ad.growth_factor, h_max)
+            if progress is not None:
+                progress.update(s, _progress_info(meas, res))
+        else:
+            rejected += 1
+            sim.restore_state()
+            sim.set_load(path.x(s), path.x_ref)
+            on_step(StepRecord(step, False, s_next, res, {"wall": time.perf_counter() - t_start}))
+            h = max((s_next - s) * ad.cut_factor, h_min)
+            if progress is not None:
+                progress.message(f"step to load {s_next:.4f} rejected ({res.reason}); new step {h:.3g}")
+    counters.update({"steps": step, "accepted_steps": accepted, "rejected_steps": rejected})
+    return counters
+
+
+def _progress_info(meas: dict, res: StepResult) -> str:
+    txt = f"x={meas['x']:.3f} s1_SE={meas['sigma1_max_SE']:.0f}MPa"
+    if "crack_length" in meas:
+        txt += f" crack={meas['crack_length']:.2f}um it={res.iterations}"
+    return txt
+
+
+class StepFailure(RuntimeError):
+    """A load step could not be solved even at the smallest step size."""

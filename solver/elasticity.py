@@ -1,0 +1,285 @@
+"""Small-strain elasticity with a chemical eigenstrain, energy splits and stresses.
+
+Strains and stresses are always 3x3 tensors. In 2D (plane strain) the out-of-plane
+strain of the displacement is zero and the eigenstrain keeps its out-of-plane
+component, so a particle that swells isotropically also pushes out of plane
+(sigma_zz is reported). This is the "true isotropic swelling" case of
+docs/verification.md: the in-plane interface pressure of a disc is
+p = 2 mu2 k1 (1 + nu1) e* / (k1 + mu2).
+
+Units: um, GPa (energies GPa*um^3, i.e. nJ; per um of thickness in 2D).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import ufl
+from dolfinx import fem, mesh as dmesh
+from petsc4py import PETSc
+
+
+# ----------------------------------------------------------------------------- kinematics
+def strain3(u, gdim: int):
+    """Symmetric gradient of u as a 3x3 tensor (zero out-of-plane part in 2D)."""
+    e = ufl.sym(ufl.grad(u))
+    if gdim == 3:
+        return e
+    return ufl.as_matrix([[e[0, 0], e[0, 1], 0.0], [e[1, 0], e[1, 1], 0.0], [0.0, 0.0, 0.0]])
+
+
+def stress3(eps, lmbda, mu):
+    """Isotropic Hooke's law on a 3x3 strain."""
+    return lmbda * ufl.tr(eps) * ufl.Identity(3) + 2.0 * mu * eps
+
+
+def energy_density(eps, lmbda, mu):
+    return 0.5 * lmbda * ufl.tr(eps) ** 2 + mu * ufl.inner(eps, eps)
+
+
+def _pos(x):
+    return 0.5 * (x + abs(x))
+
+
+def _neg(x):
+    return 0.5 * (x - abs(x))
+
+
+def principal_values(A, gdim: int, eps: float = 1e-14):
+    """Eigenvalues (l1 >= l2 >= l3 up to ordering of the out-of-plane one in 2D) of a
+    symmetric 3x3 UFL tensor. In 2D the tensor is block-diagonal (in-plane 2x2 and zz)
+    and the in-plane pair is computed in closed form; in 3D the trigonometric formula
+    (Smith 1961) is used. ``eps`` regularises the square roots at repeated eigenvalues
+    so the expressions stay differentiable."""
+    if gdim == 2:
+        m = 0.5 * (A[0, 0] + A[1, 1])
+        r = ufl.sqrt(0.25 * (A[0, 0] - A[1, 1]) ** 2 + A[0, 1] ** 2 + eps**2)
+        return m + r, m - r, A[2, 2]
+    q = ufl.tr(A) / 3.0
+    p1 = A[0, 1] ** 2 + A[0, 2] ** 2 + A[1, 2] ** 2
+    p2 = (A[0, 0] - q) ** 2 + (A[1, 1] - q) ** 2 + (A[2, 2] - q) ** 2 + 2.0 * p1
+    p = ufl.sqrt(p2 / 6.0 + eps**2)
+    B = (A - q * ufl.Identity(3)) / p
+    r = ufl.det(B) / 2.0
+    r = ufl.max_value(ufl.min_value(r, 1.0 - 1e-12), -1.0 + 1e-12)
+    phi = ufl.acos(r) / 3.0
+    l1 = q + 2.0 * p * ufl.cos(phi)
+    l3 = q + 2.0 * p * ufl.cos(phi + 2.0 * np.pi / 3.0)
+    l2 = 3.0 * q - l1 - l3
+    return l1, l2, l3
+
+
+def max_principal(A, gdim: int):
+    l1, l2, l3 = principal_values(A, gdim)
+    if gdim == 2:
+        return ufl.max_value(l1, l3)
+    return ufl.max_value(ufl.max_value(l1, l2), l3)
+
+
+def split_energy(eps, lmbda, mu, kind: str, gdim: int):
+    """(psi_plus, psi_minus) of the elastic energy density for a split.
+
+    none: all energy is degradable; amor: volumetric-deviatoric (Amor, Marigo,
+    Maurini 2009); spectral: positive principal strains (Miehe, Welschinger,
+    Hofacker 2010)."""
+    if kind == "none":
+        return energy_density(eps, lmbda, mu), 0.0
+    tr = ufl.tr(eps)
+    if kind == "amor":
+        K = lmbda + 2.0 * mu / 3.0
+        dev = ufl.dev(eps)
+        return 0.5 * K * _pos(tr) ** 2 + mu * ufl.inner(dev, dev), 0.5 * K * _neg(tr) ** 2
+    if kind == "spectral":
+        l1, l2, l3 = principal_values(eps, gdim)
+        plus = 0.5 * lmbda * _pos(tr) ** 2 + mu * (_pos(l1) ** 2 + _pos(l2) ** 2 + _pos(l3) ** 2)
+        minus = 0.5 * lmbda * _neg(tr) ** 2 + mu * (_neg(l1) ** 2 + _neg(l2) ** 2 + _neg(l3) ** 2)
+        return plus, minus
+    raise ValueError(f"unknown split {kind!r}; allowed: none, amor, spectral")
+
+
+def von_mises(s):
+    d = ufl.dev(s)
+    return ufl.sqrt(1.5 * ufl.inner(d, d))
+
+
+# ----------------------------------------------------------------------------- materials
+@dataclass
+class ElasticFields:
+    """Cell-wise (DG0) material data on the mesh, in internal units."""
+
+    lmbda: fem.Function
+    mu: fem.Function
+    E: fem.Function
+    beta: fem.Function  # linear eigenstrain per unit lithium fraction (expansion / 3)
+
+    @staticmethod
+    def from_phases(domain: dmesh.Mesh, cell_tags, phase_of_tag: Callable[[np.ndarray], np.ndarray],
+                    props: dict[str, dict]) -> "ElasticFields":
+        """props[phase] = {"E": .., "nu": .., "expansion": ..}; phase_of_tag maps cell tag
+        values to phase names."""
+        Q = fem.functionspace(domain, ("DG", 0))
+        out = {k: fem.Function(Q, name=k) for k in ("lmbda", "mu", "E", "beta")}
+        phases = phase_of_tag(cell_tags.values)
+        for phase, p in props.items():
+            cells = cell_tags.indices[phases == phase]
+            E, nu = p["E"], p["nu"]
+            out["lmbda"].x.array[cells] = E * nu / ((1 + nu) * (1 - 2 * nu))
+            out["mu"].x.array[cells] = E / (2 * (1 + nu))
+            out["E"].x.array[cells] = E
+            out["beta"].x.array[cells] = p.get("expansion", 0.0) / 3.0
+        for f in out.values():
+            f.x.scatter_forward()
+        return ElasticFields(**out)
+
+
+# ----------------------------------------------------------------------------- boundary conditions
+def boundary_conditions(V: fem.FunctionSpace, facet_tags, side_tags: dict[str, int], sides: dict[str, object]):
+    """Dirichlet conditions and Neumann pressure terms for per-side mechanical BCs.
+
+    ``sides[name]`` has ``.type`` in free|roller|clamped|pressure and ``.value`` (GPa).
+    Returns (bcs, pressure list of (tag, value))."""
+    domain = V.mesh
+    fdim = domain.topology.dim - 1
+    gdim = domain.geometry.dim
+    normal_axis = {"left": 0, "right": 0, "bottom": 1, "top": 1, "back": 2, "front": 2}
+    bcs, pressures = [], []
+    for name, bc in sides.items():
+        facets = facet_tags.find(side_tags[name])
+        if bc.type == "roller":
+            axis = normal_axis[name]
+            dofs = fem.locate_dofs_topological(V.sub(axis), fdim, facets)
+            bcs.append(fem.dirichletbc(PETSc.ScalarType(0), dofs, V.sub(axis)))
+        elif bc.type == "clamped":
+            dofs = fem.locate_dofs_topological(V, fdim, facets)
+            bcs.append(fem.dirichletbc(np.zeros(gdim, dtype=PETSc.ScalarType), dofs, V))
+        elif bc.type == "pressure":
+            pressures.append((side_tags[name], float(bc.value)))
+    return bcs, pressures
+
+
+def rigid_body_modes(V: fem.FunctionSpace) -> PETSc.NullSpace:
+    """Near-nullspace (translations and rotations) for smoothed-aggregation AMG."""
+    domain = V.mesh
+    gdim = domain.geometry.dim
+    x = V.tabulate_dof_coordinates()
+    bs = V.dofmap.index_map_bs
+    nmodes = 3 if gdim == 2 else 6
+    basis = [fem.Function(V) for _ in range(nmodes)]
+    arrs = [b.x.array.reshape(-1, bs) for b in basis]
+    for i in range(gdim):
+        arrs[i][:, i] = 1.0
+    if gdim == 2:
+        arrs[2][:, 0] = -x[:, 1]
+        arrs[2][:, 1] = x[:, 0]
+    else:
+        arrs[3][:, 0] = -x[:, 1]
+        arrs[3][:, 1] = x[:, 0]
+        arrs[4][:, 0] = x[:, 2]
+        arrs[4][:, 2] = -x[:, 0]
+        arrs[5][:, 2] = x[:, 1]
+        arrs[5][:, 1] = -x[:, 2]
+    from dolfinx import la
+
+    la.orthonormalize([b.x for b in basis])  # PETSc wants an orthonormal basis
+    return PETSc.NullSpace().create(vectors=[b.x.petsc_vec for b in basis], comm=domain.comm)
+
+
+# ----------------------------------------------------------------------------- the problem
+class ElasticityProblem:
+    """Quasi-static equilibrium div(sigma) = 0 for a given eigenstrain and degradation.
+
+    The forms are built once; :meth:`solve` reassembles with the current coefficient
+    values (lithiation, damage) and solves with PETSc SNES (``ksponly`` when the
+    problem is linear, Newton when a split makes it piecewise nonlinear).
+
+    Args:
+        u: displacement function (vector P1 or P2).
+        eps_e: the elastic strain (3x3 UFL expression of u and the eigenstrain).
+        energy: total stored energy density (UFL, may involve the damage).
+        bcs, pressures: from :func:`boundary_conditions`.
+        ds: boundary measure with the side tags.
+        linear: True when ``energy`` is quadratic in u.
+    """
+
+    def __init__(self, u: fem.Function, energy_form, bcs, pressures, ds, linear: bool,
+                 petsc_options: dict, prefix: str = "ssbfrac_elasticity_"):
+        from dolfinx.fem.petsc import NonlinearProblem
+
+        V = u.function_space
+        v = ufl.TestFunction(V)
+        n = ufl.FacetNormal(V.mesh)
+        F = ufl.derivative(energy_form, u, v)
+        for tag, p in pressures:
+            F += p * ufl.inner(n, v) * ds(tag)
+        opts = dict(petsc_options)
+        opts.setdefault("snes_type", "ksponly" if linear else "newtonls")
+        if opts["snes_type"] != "ksponly":
+            opts.setdefault("snes_linesearch_type", "basic")
+            opts.setdefault("snes_rtol", 1e-9)
+            opts.setdefault("snes_atol", 1e-12)
+            opts.setdefault("snes_max_it", 30)
+        self.u = u
+        self.problem = NonlinearProblem(F, u, bcs=bcs, petsc_options_prefix=prefix)
+        self.snes = self.problem.solver
+        set_petsc_options(self.snes, prefix, opts)
+        if opts.get("pc_type") == "gamg":
+            self.problem.A.setNearNullSpace(rigid_body_modes(V))
+        self.linear_iterations = 0
+        self.solves = 0
+
+    def solve(self) -> tuple[bool, int]:
+        """Solve; returns (converged, linear iterations of this solve)."""
+        self.problem.solve()
+        reason = self.snes.getConvergedReason()
+        its = self.snes.getLinearSolveIterations()
+        self.linear_iterations += its
+        self.solves += max(1, self.snes.getIterationNumber())
+        self.u.x.scatter_forward()
+        return reason > 0, its
+
+
+def set_petsc_options(obj, prefix: str, options: dict) -> None:
+    """Put ``options`` in PETSc's database under ``prefix`` and configure ``obj``.
+
+    The options stay in the database (prefixes are unique per problem) because some
+    of them, e.g. the multigrid level smoothers, are only read when the
+    preconditioner is set up, after the first solve has started."""
+    db = PETSc.Options()
+    for k, v in options.items():
+        if v is None:
+            db.setValue(f"{prefix}{k}", None)
+        elif isinstance(v, bool):
+            db.setValue(f"{prefix}{k}", "true" if v else "false")
+        else:
+            db.setValue(f"{prefix}{k}", v)
+    obj.setFromOptions()
+
+
+def stress_output_expressions(sigma, gdim: int) -> dict:
+    """UFL expressions of derived stress measures, keyed by output name."""
+    out = {
+        "von_mises": von_mises(sigma),
+        "hydrostatic": ufl.tr(sigma) / 3.0,
+        "max_principal": max_principal(sigma, gdim),
+    }
+    if gdim == 2:
+        out["sigma_zz"] = sigma[2, 2]
+    return out
+
+
+__all__ = [
+    "strain3",
+    "stress3",
+    "energy_density",
+    "principal_values",
+    "max_principal",
+    "split_energy",
+    "von_mises",
+    "ElasticFields",
+    "boundary_conditions",
+    "rigid_body_modes",
+    "ElasticityProblem",
+    "stress_output_expressions",
+]

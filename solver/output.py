@@ -1,0 +1,201 @@
+"""Run outputs: field time series (XDMF/HDF5), history.csv, summary.json, progress.
+
+Exporters are separate from the physics: they receive functions and numbers.
+Field files are written collectively; CSV/JSON and progress only by rank 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+# Units of the history columns (documented in the README as well).
+HISTORY_UNITS = {
+    "step": "-",
+    "accepted": "1 accepted, 0 rejected (cut) step",
+    "time": "s",
+    "load": "-  (path coordinate: segment index + fraction)",
+    "x": "- (mean lithium fraction of the particles)",
+    "soc": "- (state of charge of the cathode, 1 - x)",
+    "vol_strain": "- (volumetric eigenstrain of the particles, expansion * (x - x_ref))",
+    "mean_strain": "- (mean volumetric strain of the composite)",
+    "sigma1_max_SE": "MPa (largest principal stress in the electrolyte)",
+    "sigma_h_min_AM": "MPa (most compressive hydrostatic stress in the particles)",
+    "elastic_energy": "nJ/um in 2D (per um of thickness), nJ in 3D",
+    "fracture_energy": "nJ/um in 2D, nJ in 3D",
+    "crack_length": "um in 2D (regularised), um^2 in 3D (crack area)",
+    "crack_length_sharp": "um (2D), um^2 (3D): area/volume of d >= 0.9 divided by the optimal band width",
+    "damaged_fraction": "- (fraction of the damageable phase with d >= 0.9)",
+    "crack_segments": "- (connected components of d >= 0.9)",
+    "d_max": "-",
+    "iterations": "- (alternate-minimisation iterations of the step)",
+    "elastic_solves": "- (linear elasticity solves in the step)",
+    "damage_solves": "-",
+    "linear_iterations": "- (Krylov iterations of the step)",
+    "wall": "s (since the start of the solve)",
+}
+
+
+class FieldWriter:
+    """XDMF + HDF5 time series of functions that share one mesh.
+
+    Functions are written at the mesh's geometric degree: DOLFINx XDMF needs the
+    function degree to match the mesh, so higher-degree fields are interpolated.
+    """
+
+    def __init__(self, path: Path, domain, functions: list):
+        from dolfinx import fem
+        from dolfinx.io import XDMFFile
+
+        self.path = Path(path)
+        self.functions = functions
+        self._out = []
+        degree = domain.geometry.cmap.degree
+        for f in functions:
+            el = f.function_space.ufl_element()
+            if el.embedded_superdegree <= degree or getattr(el, "discontinuous", False) and el.embedded_superdegree == 0:
+                self._out.append((f, f))
+                continue
+            shape = f.function_space.value_shape
+            V = fem.functionspace(domain, ("Lagrange", degree, shape))
+            g = fem.Function(V, name=f.name)
+            self._out.append((f, g))
+        self.file = XDMFFile(domain.comm, str(self.path), "w")
+        self.file.write_mesh(domain)
+
+    def write_meshtags(self, tags, geometry) -> None:
+        self.file.write_meshtags(tags, geometry)
+
+    def write(self, t: float) -> None:
+        for src, dst in self._out:
+            if dst is not src:
+                dst.interpolate(src)
+            self.file.write_function(dst, t)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class History:
+    """history.csv: one row per (accepted or rejected) step, flushed every row."""
+
+    def __init__(self, path: Path, comm: MPI.Comm, columns: list[str], append: bool = False):
+        self.comm = comm
+        self.columns = columns
+        self.rows: list[dict] = []
+        self._fh = None
+        if comm.rank == 0:
+            mode = "a" if append and Path(path).exists() else "w"
+            self._fh = open(path, mode, newline="")
+            self._writer = csv.DictWriter(self._fh, fieldnames=columns, extrasaction="raise")
+            if mode == "w":
+                self._writer.writeheader()
+                self._fh.flush()
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if self._fh is not None:
+            self._writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.10g}"
+    return v
+
+
+def read_history(path: Path) -> dict[str, np.ndarray]:
+    """Read a history.csv into column arrays (floats where possible)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return {}
+    out = {}
+    for k in rows[0]:
+        vals = [r[k] for r in rows]
+        try:
+            out[k] = np.array([float(v) if v != "" else math.nan for v in vals])
+        except ValueError:
+            out[k] = np.array(vals)
+    return out
+
+
+def write_json(path: Path, data: dict, comm: MPI.Comm) -> None:
+    """Write JSON atomically (temporary file + rename) on rank 0."""
+    if comm.rank == 0:
+        tmp = Path(str(path) + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1, default=_json_default))
+        os.replace(tmp, path)
+    comm.barrier()
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+class Progress:
+    """Progress on rank 0: a tqdm bar on a terminal, plain lines in batch jobs."""
+
+    def __init__(self, comm: MPI.Comm, total: float, mode: str = "auto", label: str = "ssbfrac"):
+        self.active = comm.rank == 0 and mode != "none"
+        self.bar = None
+        self.total = total
+        self.label = label
+        self._last_line = 0.0
+        self._t0 = time.perf_counter()
+        if not self.active:
+            return
+        use_bar = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
+        if use_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="load", bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} [{elapsed}<{remaining}] {postfix}")
+
+    def update(self, position: float, info: str) -> None:
+        if not self.active:
+            return
+        if self.bar is not None:
+            self.bar.n = min(position, self.total)
+            self.bar.set_postfix_str(info, refresh=True)
+        else:
+            now = time.perf_counter()
+            if now - self._last_line >= 2.0 or position >= self.total:
+                self._last_line = now
+                pct = 100.0 * position / self.total if self.total else 100.0
+                print(f"[{self.label}] {pct:5.1f}% {info} ({now - self._t0:.1f} s)", flush=True)
+
+    def message(self, text: str) -> None:
+        if not self.active:
+            return
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(f"[{self.label}] {text}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,65 @@
+"""Closed-form solutions used by the verification tests (see docs/verification.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def lame(E: float, nu: float) -> tuple[float, float]:
+    return E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+
+
+def disc_inclusion(E1, nu1, E2, nu2, e_star, a, b, out_of_plane=True):
+    """Plane-strain disc (radius a) in a free matrix ring (outer radius b), isotropic
+    eigenstrain e_star in the disc. With ``out_of_plane`` the eigenstrain also acts in z
+    (true isotropic swelling): e_eff = (1 + nu1) e_star.
+
+    Returns (p, sigma_rr(r), sigma_tt(r)) with the matrix stresses as functions."""
+    e_eff = (1 + nu1) * e_star if out_of_plane else e_star
+    f = a**2 / b**2
+    l1, m1 = lame(E1, nu1)
+    l2, m2 = lame(E2, nu2)
+    k1, k2 = l1 + m1, l2 + m2
+    p = e_eff * (1 - f) / (1 / (2 * m2) + (1 - f) / (2 * k1) + f / (2 * k2))
+
+    def srr(r):
+        return -p * a**2 * (b**2 - r**2) / (r**2 * (b**2 - a**2))
+
+    def stt(r):
+        return p * a**2 * (b**2 + r**2) / (r**2 * (b**2 - a**2))
+
+    return p, srr, stt
+
+
+def sphere_inclusion(E1, nu1, E2, nu2, e_star, a, b):
+    """Sphere (radius a) in a free matrix shell (outer radius b): interface pressure and
+    matrix stresses (docs/verification-derivations.md, 1a)."""
+    K1 = E1 / (3 * (1 - 2 * nu1))
+    K2 = E2 / (3 * (1 - 2 * nu2))
+    G2 = E2 / (2 * (1 + nu2))
+    f = a**3 / b**3
+    p = e_star * (1 - f) / (1 / (4 * G2) + (1 - f) / (3 * K1) + f / (3 * K2))
+
+    def srr(r):
+        return -p * a**3 * (b**3 - r**3) / (r**3 * (b**3 - a**3))
+
+    def stt(r):
+        return p * a**3 * (2 * r**3 + b**3) / (2 * r**3 * (b**3 - a**3))
+
+    return p, srr, stt
+
+
+def at1_critical(E, Gc, ell):
+    s = math.sqrt(3 * Gc * E / (8 * ell))
+    return s, s / E
+
+
+def at2_critical(E, Gc, ell):
+    return 3 * math.sqrt(3) / 16 * math.sqrt(E * Gc / ell), math.sqrt(Gc / (3 * E * ell))
+
+
+def at2_homogeneous_stress(E, Gc, ell, eps):
+    eps = np.asarray(eps)
+    return E * eps / (1 + E * eps**2 * ell / Gc) ** 2

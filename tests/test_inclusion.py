@@ -1,0 +1,89 @@
+"""Plane-strain disc inclusion with a dilatational eigenstrain: FE against the closed form.
+
+A quarter of a disc (radius a, particle) inside a matrix ring (outer radius b, free),
+with symmetry rollers: the Lamé composite-cylinder solution (docs/verification.md, 1)
+is exact for this finite geometry, so no 'far boundary' error enters. The code applies
+the eigenstrain out of plane too (true isotropic swelling), which is the case tested.
+"""
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from closed_forms import disc_inclusion
+from meshes.benchmarks import quarter_inclusion_2d
+from solver.config import validate_case
+from solver.coupling import Simulation
+from solver.mesh import bundle_from_gmsh
+from solver.units import to_internal
+
+A, B = 1.0, 8.0  # um
+E1, NU1, E2, NU2, EXPANSION = 140e9, 0.25, 20e9, 0.3, 0.06  # SI, volumetric expansion
+
+
+def inclusion_case():
+    return to_internal(validate_case({
+        "name": "inclusion",
+        "materials": {
+            "active": {"E": E1, "nu": NU1, "expansion": EXPANSION},
+            "electrolyte": {"E": E2, "nu": NU2},
+        },
+        "mechanics": {"boundary": {"left": "roller", "bottom": "roller", "right": "free", "top": "free"},
+                      "petsc_options": {"ksp_rtol": 1e-12}},
+    }))
+
+
+def solve_inclusion(h):
+    bundle = bundle_from_gmsh(lambda g: quarter_inclusion_2d(g, A, B, h, 8 * h), MPI.COMM_WORLD, 2)
+    sim = Simulation(inclusion_case(), bundle)
+    sim.set_load(1.0, 0.0)
+    res = sim.solve_step()
+    assert res.converged
+    return sim
+
+
+def fe_errors(sim):
+    """Relative errors of the interface pressure (mean -sigma_rr in the inclusion) and of
+    the matrix hoop stress sampled along r = 1.5 a and r = 2.5 a."""
+    import ufl
+    from dolfinx import fem
+
+    e_star = EXPANSION / 3.0
+    p, srr, stt = disc_inclusion(E1 * 1e-9, NU1, E2 * 1e-9, NU2, e_star, A, B)
+    x = ufl.SpatialCoordinate(sim.domain)
+    r = ufl.sqrt(x[0] ** 2 + x[1] ** 2)
+    n = ufl.as_vector([x[0] / r, x[1] / r, 0.0])
+    t = ufl.as_vector([-x[1] / r, x[0] / r, 0.0])
+    s = sim.sigma
+    dx = sim.dx
+    comm = sim.comm
+    area_in = comm.allreduce(fem.assemble_scalar(fem.form(1.0 * dx(1000))), op=MPI.SUM)
+    p_fe = -comm.allreduce(fem.assemble_scalar(fem.form(ufl.dot(n, s * n) * dx(1000))), op=MPI.SUM) / area_in
+    # hoop stress in the matrix, averaged over thin annuli a*[1.45,1.55] and a*[2.45,2.55]
+    errs_hoop = []
+    for r0 in (1.5, 2.5):
+        band = ufl.conditional(ufl.And(ufl.ge(r, (r0 - 0.05) * A), ufl.le(r, (r0 + 0.05) * A)), 1.0, 0.0)
+        md = {"quadrature_degree": 8}
+        num = comm.allreduce(fem.assemble_scalar(fem.form(band * ufl.dot(t, s * t) * dx(1, metadata=md))), op=MPI.SUM)
+        den = comm.allreduce(fem.assemble_scalar(fem.form(band * dx(1, metadata=md))), op=MPI.SUM)
+        rr = np.linspace((r0 - 0.05) * A, (r0 + 0.05) * A, 201)
+        exact = np.trapezoid(stt(rr) * rr, rr) / np.trapezoid(rr, rr)
+        errs_hoop.append(abs(num / den - exact) / abs(exact))
+    return abs(p_fe - p) / p, max(errs_hoop)
+
+
+def test_disc_inclusion_matches_closed_form_and_converges():
+    coarse = fe_errors(solve_inclusion(0.1))
+    fine = fe_errors(solve_inclusion(0.05))
+    # within 2 % of the closed form
+    assert fine[0] < 0.02, f"interface pressure error {fine[0]:.4f}"
+    assert fine[1] < 0.02, f"matrix hoop stress error {fine[1]:.4f}"
+    # and the error decreases under refinement
+    assert fine[0] < coarse[0] or fine[0] < 1e-3
+    assert fine[1] < coarse[1] or fine[1] < 1e-3
+
+
+def test_inclusion_interface_pressure_value():
+    """The closed form itself: identical phases reduce to E e*/(2(1-nu)) (Mura)."""
+    p, _, _ = disc_inclusion(100.0, 0.3, 100.0, 0.3, 0.01, 1.0, 1e9)
+    assert p == pytest.approx(100.0 * 0.01 / (2 * 0.7), rel=1e-6)
