@@ -65,7 +65,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_case_args(p)
 
     sub.add_parser("schema", help="print every case field with its unit and default")
+
+    # Sub-commands implemented in their own modules: each module provides
+    # add_arguments(parser) and main(args, comm) -> int.
+    for name, module, help_ in PLUGINS:
+        mod = _plugin(module)
+        if mod is None:
+            continue
+        p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip().splitlines()[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
     return parser
+
+
+#: (command, module, help) of sub-commands that live outside this file
+PLUGINS = [
+    ("sweep", "solver.sweep", "run a parameter sweep (local process pool or a Slurm job array)"),
+    ("post", "postprocess.cli", "plots, stage detection and reports for a run or a sweep directory"),
+    ("paraview", "postprocess.paraview_cli", "ParaView screenshots and a state file for a run (pvbatch)"),
+]
+
+
+def _plugin(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +169,9 @@ def _dispatch(args, comm) -> int:
 
         run_case(args.case, args.out, args.overrides, args.overwrite, args.progress, comm)
         return 0
+    for name, module, _ in PLUGINS:
+        if args.command == name:
+            return int(_plugin(module).main(args, comm) or 0)
     raise AssertionError(args.command)
 
 

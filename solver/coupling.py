@@ -162,7 +162,8 @@ class Simulation:
             linear = True
 
         # ---------------------------------------------------------------- elasticity
-        side_tags = {k: mtags.SIDES[k] for k in (("left", "right", "bottom", "top") if gdim == 2 else mtags.SIDES)}
+        side_names = ("left", "right", "bottom", "top") if gdim == 2 else tuple(mtags.SIDES)
+        side_tags = {k: mtags.SIDES[k] for k in side_names}
         sides = {k: case.mechanics.side(k) for k in side_tags}
         bcs, pressures = el.boundary_conditions(V, facet_tags, side_tags, sides)
         opts = dict(DEFAULT_PETSC_ELASTICITY)
