@@ -1,22 +1,53 @@
-"""Seeded random sequential addition (RSA) of particles in a box (numpy only).
+"""Seeded packing of convex particles in a box, 2D and 3D (numpy and scipy only).
 
-Particles are placed one at a time at uniformly random positions (and orientations);
-a candidate is kept when it lies at least ``boundary_gap`` inside the box and at least
-``min_gap`` away from every particle already placed (exact convex-polygon distance,
-not a bounding-circle approximation). The same seed and inputs give the same list.
+1. Population (:func:`population`). Particles are drawn one after another from the seeded
+   generator (size from the distribution, corners of random polygons and polyhedra,
+   orientation, active material) until their total area (volume in 3D) reaches the target
+   fraction of the composite region; then every shape is scaled by one common factor
+   (``radius_scale``, close to 1) so that the fraction is met exactly. Fractions above the
+   densest packing of the shape family (particles grown by half the gap) are refused at once.
+2. Placement. Centres uniformly at random in the region, every particle shrunk to s0 = 0.7.
+3. Growth with overlap removal (a compression in the spirit of Lubachevsky-Stillinger, with
+   energy minimisation instead of event-driven dynamics). All particles grow by a factor
+   (1 + gamma); the constraints the growth violates (gap between two particles, distance to a
+   side, depth of a cut by a periodic side) are removed by minimising the penalty energy
+   1/2 sum(violation^2) with FIRE (Bitzek et al. 2006) over the centres and, for non-round
+   particles with a random orientation, the rotations. When a relaxation succeeds gamma
+   grows; when it fails the last feasible state is kept and gamma shrinks. When growth stalls
+   the particles are shaken (random kicks, then relaxed at the current size), which lets the
+   packing rearrange past local jams. When 12 shakes grew the particles by less than 0.5 %, or the iteration
+   budget is spent, :class:`PackingError` reports the fraction reached.
+4. Certified gaps. The gap between two particles is bounded from below with support
+   functions (:mod:`meshes.geometry`): the separating direction found is a certificate, so a
+   pair that passes is at least the gap apart. The relaxation aims at ``gap + margin``;
+   :func:`check_packing_particles` confirms every constraint with a finer direction search
+   (and, for polyhedra, the exact separating direction by non-negative least squares).
 
-With a single particle size the number of particles is an integer, so the target
-fraction is met exactly by scaling the radius by a small factor (reported as
-``radius_scale``; at most a few per cent) rather than by accepting a fraction that
-is off by up to half a particle.
+With ``overlap`` > 0 particles may also touch (percolating contacts): a pair then either
+keeps ``min_gap`` or interpenetrates by between ``overlap / 2`` and ``overlap`` (never a point
+contact, which would make a degenerate mesh). Contacts are those of the random start that
+survive the compression (the constraints only push apart); :func:`contact_summary` reports
+them and the clusters they form.
+
+With ``periodic`` the lateral sides (y, and z in 3D) are periodic: particles may cross them;
+a side that cuts a particle (or its coating) cuts at least ``max(boundary_gap, MIN_CUT *
+radius)`` deep on both sides, and a particle that does not cross a side keeps
+``boundary_gap`` from it.
+
+The same seed and inputs give a bit-identical particle list.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.spatial import cKDTree
+
+from meshes import geometry as geo
+from meshes.geometry import Particle
+from meshes.tags import MAX_PARTICLES
 
 
 class PackingError(ValueError):
@@ -27,46 +58,73 @@ class PackingError(ValueError):
         self.reached = reached
 
 
+#: a periodic side that cuts a particle cuts at least this fraction of its bounding radius
+#: deep (and at least boundary_gap), so that the cut pieces are meshed with several elements
+MIN_CUT = 0.15
+
+#: semi-axis ratios of ellipses and ellipsoids when none are given
+DEFAULT_ASPECT = {2: (0.6,), 3: (0.8, 0.6)}
+
+#: densest packing fraction of each shape family (with a gap, of the shape grown by gap/2)
+DENSEST = {"circle": math.pi / math.sqrt(12), "ellipse": math.pi / math.sqrt(12),
+           "sphere": math.pi / math.sqrt(18), "ellipsoid": 0.7707, "polygon": 1.0, "polyhedron": 1.0}
+
+
 @dataclass(frozen=True)
-class Particle:
-    """One active-material particle (lengths in the caller's unit, angle in radians)."""
+class PackingSpec:
+    """What to pack (lengths in one unit, the solver's um)."""
 
-    id: int
-    center: tuple[float, ...]
-    radius: float  # circumradius
-    shape: str = "circle"  # circle | polygon
-    sides: int = 0
-    angle: float = 0.0
-
-    def vertices(self) -> np.ndarray:
-        """Polygon corners (counter-clockwise), shape (sides, 2)."""
-        if self.shape != "polygon":
-            raise ValueError("only polygons have vertices")
-        t = self.angle + 2 * np.pi * np.arange(self.sides) / self.sides
-        c = np.asarray(self.center)
-        return np.column_stack([c[0] + self.radius * np.cos(t), c[1] + self.radius * np.sin(t)])
+    box: tuple[float, ...]  # domain size (L_x, L_y[, L_z]); x: separator side -> collector side
+    volume_fraction: float  # of the composite region (between the layers)
+    shape: str = "circle"
+    radius: float = 1.0  # bounding radius (mean of a distribution)
+    sides: int = 6
+    irregularity: float = 0.0  # 0: regular polygons; > 0: random convex polygons
+    corner_radius: float = 0.0
+    aspect: tuple[float, ...] = ()  # ellipse b/a; ellipsoid b/a, c/a
+    polyhedron: str = "cube"
+    vertices: int = 12  # random polyhedra
+    distribution: str | None = None  # None, lognormal, normal, list
+    std: float = 0.0
+    r_min: float | None = None
+    r_max: float | None = None
+    radii: tuple[float, ...] = ()
+    orientation: str | float | tuple = "random"  # 'random', degrees (2D), 3 angles in degrees (3D)
+    min_gap: float = 0.1
+    boundary_gap: float = 0.1
+    overlap: float = 0.0
+    coating: float = 0.0
+    periodic: bool = False
+    separator: float = 0.0  # separator layer thickness (x = 0 side)
+    collector_layer: float = 0.0  # collector-side layer thickness (x = L_x side)
+    active_b_share: float = 0.0
+    seed: int = 1
+    max_iterations: int = 20000
 
     @property
-    def inradius(self) -> float:
-        if self.shape == "polygon":
-            return self.radius * math.cos(math.pi / self.sides)
-        return self.radius
+    def dim(self) -> int:
+        return len(self.box)
 
-    def area(self) -> float:
-        return shape_area(self.shape, self.radius, self.sides)
+    @property
+    def region(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds (lo, hi) of the composite region, where the particles go."""
+        lo = np.zeros(self.dim)
+        hi = np.asarray(self.box, float).copy()
+        lo[0] += self.separator
+        hi[0] -= self.collector_layer
+        return lo, hi
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["center"] = list(self.center)
-        return d
+    @property
+    def periodic_axes(self) -> tuple[bool, ...]:
+        return (False,) + (self.periodic,) * (self.dim - 1)
 
-
-def shape_area(shape: str, radius: float, sides: int = 0) -> float:
-    if shape == "circle":
-        return math.pi * radius**2
-    if shape == "polygon":
-        return 0.5 * sides * radius**2 * math.sin(2 * math.pi / sides)
-    raise ValueError(f"unknown 2D shape {shape!r}")
+    def radius_bounds(self) -> tuple[float, float]:
+        if self.distribution == "list":
+            return min(self.radii), max(self.radii)
+        if self.distribution is None:
+            return self.radius, self.radius
+        return (self.r_min if self.r_min is not None else 0.5 * self.radius,
+                self.r_max if self.r_max is not None else 2.0 * self.radius)
 
 
 @dataclass
@@ -74,355 +132,596 @@ class Packing:
     particles: list[Particle]
     box: tuple[float, ...]
     target_fraction: float
-    fraction: float
+    fraction: float  # area/volume of the particles over the composite region
     radius_scale: float
-    attempts: int
+    attempts: int  # relaxation sweeps used
     seed: int
+    region: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    periodic: tuple[bool, ...] = ()
+    min_gap: float = 0.0
+    boundary_gap: float = 0.0
+    overlap: float = 0.0
     extra: dict = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return len(self.box)
 
     def to_dict(self) -> dict:
         return {
             "box": list(self.box),
+            "region": [list(self.region[0]), list(self.region[1])],
+            "periodic": list(self.periodic),
             "target_fraction": self.target_fraction,
             "fraction": self.fraction,
             "radius_scale": self.radius_scale,
             "attempts": self.attempts,
             "seed": self.seed,
+            "min_gap": self.min_gap,
+            "boundary_gap": self.boundary_gap,
+            "overlap": self.overlap,
             "particles": [p.to_dict() for p in self.particles],
             **self.extra,
         }
 
 
-# ----------------------------------------------------------------------------- geometry
-def _segment_point_distance(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Distances from points p (m, 2) to segments a-b (n, 2): result (n, m)."""
-    ab = b - a
-    ap = p[None, :, :] - a[:, None, :]
-    t = np.clip(np.einsum("nmk,nk->nm", ap, ab) / np.einsum("nk,nk->n", ab, ab)[:, None], 0.0, 1.0)
-    proj = a[:, None, :] + t[:, :, None] * ab[:, None, :]
-    return np.linalg.norm(p[None, :, :] - proj, axis=2)
+# ----------------------------------------------------------------------------- population
+def _draw_radius(spec: PackingSpec, rng) -> float:
+    if spec.distribution is None:
+        return spec.radius
+    if spec.distribution == "list":
+        return float(spec.radii[rng.integers(len(spec.radii))])
+    lo, hi = spec.radius_bounds()
+    for _ in range(100000):
+        if spec.distribution == "lognormal":
+            s2 = math.log(1 + (spec.std / spec.radius) ** 2)
+            r = float(rng.lognormal(math.log(spec.radius) - s2 / 2, math.sqrt(s2)))
+        else:
+            r = float(rng.normal(spec.radius, spec.std))
+        if lo <= r <= hi:
+            return r
+    raise PackingError(f"could not draw a radius in [{lo:g}, {hi:g}] from the {spec.distribution} distribution", 0.0)
 
 
-def _polygons_overlap(va: np.ndarray, vb: np.ndarray) -> bool:
-    """Separating-axis test for two convex polygons."""
-    for v in (va, vb):
-        edges = np.roll(v, -1, axis=0) - v
-        normals = np.column_stack([edges[:, 1], -edges[:, 0]])
-        pa = va @ normals.T
-        pb = vb @ normals.T
-        if np.any((pa.max(axis=0) < pb.min(axis=0)) | (pb.max(axis=0) < pa.min(axis=0))):
-            return False
-    return True
+def _draw_particle(spec: PackingSpec, i: int, rng) -> Particle:
+    r = _draw_radius(spec, rng)
+    dim = spec.dim
+    if spec.orientation != "random":
+        orientation = spec.orientation
+    elif dim == 2:
+        orientation = math.degrees(float(rng.uniform(0, 2 * math.pi)))
+    else:
+        orientation = geo.random_rotation(rng)
+    p = geo.make_particle(i, (0.0,) * dim, r, spec.shape, sides=spec.sides, orientation=orientation,
+                          aspect=spec.aspect or DEFAULT_ASPECT[dim], polyhedron=spec.polyhedron if spec.polyhedron != "random" else "cube",
+                          corner_radius=spec.corner_radius, coating=spec.coating)
+    if spec.shape == "polygon" and spec.irregularity > 0:
+        v = geo.random_convex_polygon(spec.sides, spec.irregularity, rng, r)
+        p = replace(p, corners=tuple(tuple(float(x) for x in c) for c in v))
+    elif spec.shape == "polyhedron" and spec.polyhedron == "random":
+        v = r * geo.random_polyhedron(spec.vertices, rng)
+        p = replace(p, corners=tuple(tuple(float(x) for x in c) for c in v))
+    return p
 
 
-def polygon_distance(va: np.ndarray, vb: np.ndarray) -> float:
-    """Minimum distance between two convex polygons (0 if they overlap)."""
-    if _polygons_overlap(va, vb):
-        return 0.0
-    d1 = _segment_point_distance(va, np.roll(va, -1, axis=0), vb).min()
-    d2 = _segment_point_distance(vb, np.roll(vb, -1, axis=0), va).min()
-    return float(min(d1, d2))
+def population(spec: PackingSpec, rng) -> tuple[list[Particle], float]:
+    """Particles (centres at the origin) whose total measure is the target exactly, and the
+    common scale factor applied to reach it."""
+    lo, hi = spec.region
+    target = spec.volume_fraction * float(np.prod(hi - lo))
+    parts: list[Particle] = []
+    total = 0.0
+    while total < target:
+        p = _draw_particle(spec, len(parts), rng)
+        parts.append(p)
+        total += p.measure()
+        if len(parts) >= MAX_PARTICLES:
+            raise PackingError(f"more than {MAX_PARTICLES} particles are needed", 0.0)
+    # keep the last particle only if that lands closer to the target
+    if len(parts) > 1 and total - target > target - (total - parts[-1].measure()):
+        total -= parts.pop().measure()
+    scale = (target / total) ** (1.0 / spec.dim)
+    parts = [p.scaled(scale) for p in parts]
+    if spec.active_b_share > 0:
+        parts = _assign_blend(parts, spec.active_b_share, rng)
+    return parts, scale
 
 
-def particle_distance(a: Particle, b: Particle) -> float:
-    """Minimum surface-to-surface distance between two particles (0 if overlapping)."""
-    dc = float(np.linalg.norm(np.subtract(a.center, b.center)))
-    if a.shape == "circle" and b.shape == "circle":
-        return max(dc - a.radius - b.radius, 0.0)
-    if a.shape == "polygon" and b.shape == "polygon":
-        return polygon_distance(a.vertices(), b.vertices())
-    circ, poly = (a, b) if a.shape == "circle" else (b, a)
-    v = poly.vertices()
-    c = np.asarray(circ.center)[None, :]
-    inside = _point_in_convex(v, c[0])
-    if inside:
-        return 0.0
-    d = _segment_point_distance(v, np.roll(v, -1, axis=0), c).min()
-    return max(float(d) - circ.radius, 0.0)
+def _assign_blend(parts: list[Particle], share: float, rng) -> list[Particle]:
+    """Mark particles (in random order) as the second active material until their share
+    of the active volume is closest to ``share``."""
+    vols = np.array([p.measure() for p in parts])
+    order = rng.permutation(len(parts))
+    cum = np.cumsum(vols[order]) / vols.sum()
+    k = int(np.argmin(np.abs(np.concatenate([[0.0], cum]) - share)))
+    chosen = set(order[:k].tolist())
+    return [replace(p, material="active_b") if p.id in chosen else p for p in parts]
 
 
-def _point_in_convex(v: np.ndarray, p: np.ndarray) -> bool:
-    e = np.roll(v, -1, axis=0) - v
-    w = p[None, :] - v
-    return bool(np.all(e[:, 0] * w[:, 1] - e[:, 1] * w[:, 0] >= 0))
+# ----------------------------------------------------------------------------- constraints
+class _Problem:
+    """Arrays and constraint evaluation of one packing problem (state: centres C, rotations
+    R, scale s)."""
 
+    def __init__(self, spec: PackingSpec, parts: list[Particle]):
+        self.spec = spec
+        self.dim = spec.dim
+        self.n = len(parts)
+        self.lo, self.hi = spec.region
+        self.L = np.asarray(spec.box, float)
+        self.periodic = np.array(spec.periodic_axes)
+        self.local = geo.BodyArrays.local(parts)
+        self.bound = np.array([p.radius for p in parts])
+        self.round = np.array([p.shape in ("circle", "sphere") for p in parts])
+        self.rotate = ~self.round & (spec.orientation == "random")
+        self.r_mean = float(self.bound.mean())
+        self.margin = 2e-3 * self.r_mean
+        self.smooth = 0.02 * self.r_mean  # corners this close to a support plane share it (torques)
+        self._warm_keys: np.ndarray | None = None  # pair keys i * n + j and their last directions
+        self._warm_dirs: np.ndarray | None = None
+        self.g, self.bg, self.o, self.t = spec.min_gap, spec.boundary_gap, spec.overlap, spec.coating
+        self.cross = (lambda a, b: a[..., 0] * b[..., 1] - a[..., 1] * b[...,0]) if self.dim == 2 else np.cross
 
-def particle_surface_distance(p: Particle, points: np.ndarray) -> np.ndarray:
-    """Distance from points (n, 2) outside a particle to its surface (0 inside)."""
-    points = np.asarray(points, dtype=float)
-    if p.shape == "circle":
-        return np.maximum(np.linalg.norm(points - np.asarray(p.center), axis=1) - p.radius, 0.0)
-    v = p.vertices()
-    d = _segment_point_distance(v, np.roll(v, -1, axis=0), points).min(axis=0)
-    e = np.roll(v, -1, axis=0) - v
-    w = points[:, None, :] - v[None, :, :]
-    inside = np.all(e[None, :, 0] * w[:, :, 1] - e[None, :, 1] * w[:, :, 0] >= 0, axis=1)
-    return np.where(inside, 0.0, d)
+    # -------------------------------------------------------------- pairs
+    def pairs(self, C: np.ndarray, s: float, reach: float) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate pairs (i < j) whose bounding balls are closer than ``reach``, and the
+        centre offsets c_j - c_i (minimum image across periodic sides)."""
+        box = np.where(self.periodic, self.L, 4 * self.L.max() + 4 * reach + 1.0)
+        pts = np.where(self.periodic, np.mod(C, self.L), C)
+        tree = cKDTree(pts, boxsize=box)
+        cut = 2 * s * self.bound.max() + reach
+        ij = tree.query_pairs(cut, output_type="ndarray")
+        if len(ij) == 0:
+            return np.zeros((0, 2), dtype=int), np.zeros((0, self.dim))
+        ij = ij[np.lexsort((ij[:, 1], ij[:, 0]))]
+        d = C[ij[:, 1]] - C[ij[:, 0]]
+        d -= np.where(self.periodic, self.L * np.round(d / self.L), 0.0)
+        near = np.linalg.norm(d, axis=1) < s * (self.bound[ij[:, 0]] + self.bound[ij[:, 1]]) + reach
+        return ij[near], d[near]
 
+    def pair_values(self, body: geo.BodyArrays, ij: np.ndarray, d: np.ndarray, fine: bool = False,
+                    warm: bool = False):
+        """Lower bounds f of the signed distances of pairs, their directions n (from i to j)
+        and the support arms of i (along n) and j (along -n).
 
-def extent(p: Particle) -> tuple[np.ndarray, np.ndarray]:
-    """Axis-aligned bounding box (lower, upper) of a particle."""
-    if p.shape == "polygon":
-        v = p.vertices()
-        return v.min(axis=0), v.max(axis=0)
-    c = np.asarray(p.center)
-    return c - p.radius, c + p.radius
+        ``warm``: start from each pair's direction of the previous call; a pair whose old
+        direction still proves the gap needs no search."""
+        m = len(ij)
+        f = np.empty(m)
+        n = np.empty((m, self.dim))
+        both_round = self.round[ij[:, 0]] & self.round[ij[:, 1]]
+        if both_round.any():
+            k = np.flatnonzero(both_round)
+            dist = np.linalg.norm(d[k], axis=1)
+            n[k] = d[k] / np.where(dist > 0, dist, 1.0)[:, None]
+            f[k] = dist - body.rho[ij[k, 0]] - body.rho[ij[k, 1]]
+        k = np.flatnonzero(~both_round)
+        if len(k):
+            keys = ij[k, 0] * self.n + ij[k, 1]
+            cold = np.ones(len(k), dtype=bool)
+            if warm and self._warm_keys is not None and len(self._warm_keys):
+                pos = np.minimum(np.searchsorted(self._warm_keys, keys), len(self._warm_keys) - 1)
+                hit = np.flatnonzero(self._warm_keys[pos] == keys)
+                if len(hit):
+                    kk = k[hit]
+                    nh = self._warm_dirs[pos[hit]]
+                    a, b = ij[kk, 0], ij[kk, 1]
+                    fh = (np.einsum("md,md->m", d[kk], nh) - body.support(a, nh[:, None])[0][:, 0]
+                          - body.support(b, -nh[:, None])[0][:, 0])
+                    done = fh >= self.g + self.margin
+                    f[kk[done]], n[kk[done]] = fh[done], nh[done]
+                    redo = ~done
+                    if redo.any():
+                        f[kk[redo]], n[kk[redo]] = _best_direction(body, a[redo], b[redo], d[kk[redo]], self.dim,
+                                                                   False, warm=nh[redo])
+                    cold[hit] = False
+            kc = k[cold]
+            if len(kc):
+                f[kc], n[kc] = _best_direction(body, ij[kc, 0], ij[kc, 1], d[kc], self.dim, fine)
+            if warm:
+                order = np.argsort(keys)
+                self._warm_keys, self._warm_dirs = keys[order], n[k][order]
+        _, arm_i = body.support(ij[:, 0], n[:, None, :], self.smooth)
+        _, arm_j = body.support(ij[:, 1], -n[:, None, :], self.smooth)
+        return f, n, arm_i[:, 0], arm_j[:, 0]
 
-
-# ----------------------------------------------------------------------------- RSA
-class _Grid:
-    """Uniform cell list over the box for neighbour queries."""
-
-    def __init__(self, box, cell: float):
-        self.cell = cell
-        self.shape = tuple(max(1, int(math.ceil(L / cell))) for L in box)
-        self.cells: dict[tuple[int, ...], list[int]] = {}
-
-    def key(self, x) -> tuple[int, ...]:
-        return tuple(min(int(xi // self.cell), n - 1) for xi, n in zip(x, self.shape))
-
-    def add(self, idx: int, x):
-        self.cells.setdefault(self.key(x), []).append(idx)
-
-    def near(self, x) -> list[int]:
-        k = self.key(x)
-        out: list[int] = []
-        ranges = [range(max(0, ki - 1), min(n, ki + 2)) for ki, n in zip(k, self.shape)]
-        for i in ranges[0]:
-            for j in ranges[1]:
-                out.extend(self.cells.get((i, j), ()))
-        return out
-
-
-def pack_2d(
-    box: tuple[float, float],
-    *,
-    shape: str,
-    radius: float,
-    volume_fraction: float,
-    min_gap: float = 0.0,
-    boundary_gap: float = 0.0,
-    sides: int = 6,
-    orientation: str | float = "random",
-    seed: int = 1,
-    max_attempts: int = 200_000,
-    densify: bool = True,
-    max_sweeps: int = 500,
-) -> Packing:
-    """Pack equal particles in the box [0, Lx] x [0, Ly] to a target area fraction.
-
-    Random sequential addition (RSA) first. RSA jams well below the densest packings
-    (about 0.55 for touching discs, less with gaps and walls); when it cannot place
-    every particle and ``densify`` is set, the particles are placed by RSA at a
-    smaller size and then compressed: Monte-Carlo moves (shifts and, for random
-    orientation, rotations) alternate with uniform growth of all particles, never
-    violating ``min_gap`` or ``boundary_gap``, until the full size is reached
-    (Lubachevsky-Stillinger-like). Raises :class:`PackingError` with the fraction
-    reached when both fail.
-    """
-    if shape not in ("circle", "polygon"):
-        raise ValueError(f"unknown 2D shape {shape!r}; allowed: circle, polygon")
-    Lx, Ly = box
-    box_area = Lx * Ly
-    a0 = shape_area(shape, radius, sides)
-    n_target = max(1, int(round(volume_fraction * box_area / a0)))
-    scale = math.sqrt(volume_fraction * box_area / (n_target * a0))
-    R = radius * scale
-    rng = np.random.default_rng(seed)
-    spec = _Spec(box, shape, sides, orientation, min_gap, boundary_gap)
-    try:
-        placed, attempts = _rsa(spec, R, n_target, rng, max_attempts)
-        extra = {"method": "rsa"}
-    except PackingError as exc:
-        if not densify:
-            raise
-        placed, attempts, extra = None, 0, {}
-        # RSA at a reduced size (it succeeds easily), then compress
-        for s0 in (0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5):
-            try:
-                placed, attempts = _rsa(spec, R * s0, n_target, rng, max_attempts // 4)
-                break
-            except PackingError:
+    # -------------------------------------------------------------- one relaxation sweep
+    def violations(self, C, R, s, fine=False):
+        """Every violated constraint as arrays: body i, body j (-1 for one-body constraints),
+        violation v > 0, direction n, arms a_i, a_j, and the worst violation."""
+        body = geo.BodyArrays.world(self.local, R, s)
+        m = self.margin
+        rows_i, rows_j, vs, ns, ai, aj = [], [], [], [], [], []
+        # particle pairs
+        reach = max(self.g, 0.0) + 2 * m
+        ij, d = self.pairs(C, s, reach)
+        if len(ij):
+            f, n, arm_i, arm_j = self.pair_values(body, ij, d, fine, warm=not fine)
+            if self.o > 0:
+                # touching pairs keep an overlap between o/2 and o; a pair too close to be apart
+                # and too shallow to touch is pushed apart
+                v = np.where(f < -0.5 * self.o - m, -self.o + m - f, self.g + m - f)
+            else:
+                v = self.g + m - f
+            bad = v > 0
+            rows_i.append(ij[bad, 0]); rows_j.append(ij[bad, 1]); vs.append(v[bad]); ns.append(n[bad])
+            ai.append(arm_i[bad]); aj.append(arm_j[bad])
+        # sides
+        idx = np.arange(self.n)
+        for k in range(self.dim):
+            e = np.zeros(self.dim)
+            e[k] = 1.0
+            h_hi, a_hi = body.support(idx, np.broadcast_to(e, (self.n, 1, self.dim)).copy(), self.smooth)
+            h_lo, a_lo = body.support(idx, np.broadcast_to(-e, (self.n, 1, self.dim)).copy(), self.smooth)
+            lo_ext, hi_ext = C[:, k] - h_lo[:, 0], C[:, k] + h_hi[:, 0]
+            if not self.periodic[k]:
+                for val, sign, arm in ((lo_ext - self.lo[k], 1.0, a_lo[:, 0]), (self.hi[k] - hi_ext, -1.0, a_hi[:, 0])):
+                    v = self.bg + m - val
+                    bad = v > 0
+                    rows_i.append(idx[bad]); rows_j.append(np.full(bad.sum(), -1)); vs.append(v[bad])
+                    ns.append(np.tile(sign * e, (bad.sum(), 1))); ai.append(arm[bad]); aj.append(arm[bad])
                 continue
-        if placed is None:
-            raise exc
-        placed, s_reached, sweeps = _densify(spec, placed, R, s0, rng, max_sweeps)
-        if s_reached < 1.0:
-            reached = n_target * shape_area(shape, R * s_reached, sides) / box_area
+            # periodic side: a particle (and its coating) keeps boundary_gap from a side it does not
+            # cross, and a side that crosses it cuts at least min_cut deep on both sides
+            cut = np.maximum(self.bg, MIN_CUT * s * self.bound)
+            exts = [(lo_ext, a_lo[:, 0], -cut, self.bg), (hi_ext, a_hi[:, 0], -self.bg, cut)]
+            if self.t > 0:
+                exts += [(lo_ext - self.t, a_lo[:, 0], -cut, self.bg), (hi_ext + self.t, a_hi[:, 0], -self.bg, cut)]
+            for u, arm, below, above in exts:
+                w = u - self.L[k] * np.round(u / self.L[k])
+                up = w - (below - m) >= (above + m) - w  # nearer to the upper edge of the forbidden band
+                v = np.where(up, above + m - w, w - (below - m))
+                bad = (w > below - m) & (w < above + m) & (v > 0)
+                sign = np.where(up[bad], 1.0, -1.0)
+                rows_i.append(idx[bad]); rows_j.append(np.full(bad.sum(), -1)); vs.append(v[bad])
+                ns.append(sign[:, None] * e); ai.append(arm[bad]); aj.append(arm[bad])
+        cat = lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape)  # noqa: E731
+        out = (cat(rows_i, (0,)).astype(int), cat(rows_j, (0,)).astype(int), cat(vs, (0,)),
+               cat(ns, (0, self.dim)), cat(ai, (0, self.dim)), cat(aj, (0, self.dim)))
+        worst = float(out[2].max()) if len(out[2]) else 0.0
+        return out, worst
+
+    def forces(self, C, R, s, cons):
+        """Generalised forces of the penalty energy U = 1/2 sum v^2 over the violated
+        constraints: F = sum v J for translations, torques / inertia for rotations."""
+        i, j, v, n, ai, aj = cons
+        pair = j >= 0
+        jj = j[pair]
+        F = np.zeros_like(C)
+        np.add.at(F, i, v[:, None] * np.where(pair[:, None], -n, n))
+        np.add.at(F, jj, v[pair, None] * n[pair])
+        T = np.zeros((self.n,) if self.dim == 2 else (self.n, 3))
+        if self.rotate.any():
+            col = (lambda x: x) if self.dim == 2 else (lambda x: x[:, None])  # noqa: E731
+            ri = np.where(col(pair), -1.0, 1.0) * self.cross(ai, n)  # body i: -(a_i x n), one-body: a x n
+            np.add.at(T, i, col(v * self.rotate[i]) * ri)
+            np.add.at(T, jj, col(v[pair] * self.rotate[jj]) * self.cross(aj[pair], n[pair]))
+        return F, T
+
+    def relax(self, C, R, s, max_sweeps: int):
+        """Minimise the penalty energy with FIRE (Bitzek et al., PRL 97 (2006) 170201) until no
+        constraint is violated by more than half the margin. Rotations are generalised
+        coordinates with the inertia of a disc/ball of the particle's bounding radius."""
+        inertia = 0.5 * (s * self.bound) ** 2
+        I = inertia if self.dim == 2 else inertia[:, None]
+        V = np.zeros_like(C)
+        W = np.zeros((self.n,) if self.dim == 2 else (self.n, 3))
+        dt, alpha, n_pos = 0.1, 0.1, 0
+        for it in range(1, max_sweeps + 1):
+            cons, worst = self.violations(C, R, s)
+            if worst <= 0.5 * self.margin:
+                return C, R, True, it
+            F, T = self.forces(C, R, s, cons)
+            T = T / I  # angular acceleration
+            power = np.sum(F * V) + np.sum(T * W * I)
+            if power > 0:
+                vn = math.sqrt(np.sum(V * V) + np.sum(W * W * I))
+                fn = math.sqrt(np.sum(F * F) + np.sum(T * T * I))
+                V = (1 - alpha) * V + alpha * vn * F / fn
+                W = (1 - alpha) * W + alpha * vn * T / fn
+                n_pos += 1
+                if n_pos > 5:
+                    dt, alpha = min(1.1 * dt, 0.4), 0.99 * alpha
+            else:
+                V, W = np.zeros_like(V), np.zeros_like(W)
+                dt, alpha, n_pos = 0.5 * dt, 0.1, 0
+            V = V + dt * F
+            W = W + dt * T
+            C = C + dt * V
+            C = np.where(self.periodic, np.mod(C, self.L), C)
+            if self.rotate.any():
+                R = _turn(R, dt * W, self.dim)
+        cons, worst = self.violations(C, R, s)
+        return C, R, worst <= 0.5 * self.margin, max_sweeps
+
+
+def _turn(R: np.ndarray, w: np.ndarray, dim: int) -> np.ndarray:
+    """Rotations R turned by small angles w (2D: (n,), 3D: rotation vectors (n, 3))."""
+    if dim == 2:
+        c, s = np.cos(w), np.sin(w)
+        return np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2) @ R
+    return geo.rotate_small(R, w)
+
+
+def _best_direction(body: geo.BodyArrays, a: np.ndarray, b: np.ndarray, d: np.ndarray, dim: int, fine: bool,
+                    warm: np.ndarray | None = None):
+    """Largest f(n) = n.d - h_a(n) - h_b(-n) over a direction grid (or the ``warm`` start
+    directions), the polytope face normals of both bodies and the centre line, refined by a
+    pattern search."""
+    m = len(a)
+    dist = np.linalg.norm(d, axis=1)
+    u = d / np.where(dist > 0, dist, 1.0)[:, None]
+    if warm is not None:
+        grid = warm[:, None, :]
+        step, rounds = (2 * np.pi / 96, 4) if dim == 2 else (0.1, 5)
+    elif dim == 2:
+        J = 96 if fine else 24
+        phase = np.arctan2(u[:, 1], u[:, 0])[:, None] + 2 * np.pi * np.arange(J) / J
+        grid = np.stack([np.cos(phase), np.sin(phase)], axis=2)
+        step, rounds = 2 * np.pi / J, (8 if fine else 5)
+    else:
+        grid = np.broadcast_to(geo.directions(3, 400 if fine else 48), (m, 400 if fine else 48, 3))
+        step, rounds = (0.12 if fine else 0.3), (10 if fine else 6)
+    na, nb = body.normals[a], body.normals[b]
+    cand = [u[:, None, :], grid, na, -na, nb, -nb]
+    ea, eb = body.edges[a], body.edges[b]
+    if dim == 3 and (fine or (warm is None and ea.shape[1] * eb.shape[1] <= 64)):
+        # edge-edge separating axes of polyhedra
+        x = np.cross(ea[:, :, None, :], eb[:, None, :, :]).reshape(m, -1, 3)
+        norm = np.linalg.norm(x, axis=2, keepdims=True)
+        x = np.where(norm > 1e-9, x / np.where(norm > 1e-9, norm, 1.0), u[:, None, :])
+        cand += [x, -x]
+    cand = np.concatenate(cand, axis=1)
+
+    def f(n):
+        ha, _ = body.support(a, n)
+        hb, _ = body.support(b, -n)
+        return np.einsum("md,mjd->mj", d, n) - ha - hb
+
+    if fine and dim == 3 and body.Q is None and not np.any(body.rho[a]) and not np.any(body.rho[b]):
+        cand = np.concatenate([cand, _min_norm_directions(body.P[a], body.P[b], d)[:, None, :]], axis=1)
+    vals = f(cand)
+    j = np.argmax(vals, axis=1)
+    return geo.maximise_on_sphere(f, cand[np.arange(m), j], vals[np.arange(m), j], step, rounds)[::-1]
+
+
+def _min_norm_directions(Pa: np.ndarray, Pb: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """For pairs of polytopes (corners Pa, Pb relative to their centres, offsets d), the
+    direction of the point of the Minkowski difference B - A closest to the origin (the
+    exact separating direction of polytopes that are apart), by non-negative least squares
+    on convex weights of the difference corners."""
+    from scipy.optimize import nnls
+
+    out = np.zeros_like(d)
+    for k in range(len(d)):
+        D = (d[k] + Pb[k][:, None, :] - Pa[k][None, :, :]).reshape(-1, 3)
+        big = 1e3 * max(1.0, float(np.abs(D).max()))
+        A = np.vstack([D.T, big * np.ones(len(D))])
+        lam, _ = nnls(A, np.array([0.0, 0.0, 0.0, big]))
+        p = D.T @ lam
+        norm = np.linalg.norm(p)
+        out[k] = p / norm if norm > 0 else d[k] / max(np.linalg.norm(d[k]), 1e-300)
+    return out
+
+
+# ----------------------------------------------------------------------------- packing
+def pack(spec: PackingSpec) -> Packing:
+    """Pack the particles of ``spec`` (see the module docstring); raises PackingError."""
+    rng = np.random.default_rng(spec.seed)
+    parts, scale = population(spec, rng)
+    _check_feasible(spec, parts)
+    prob = _Problem(spec, parts)
+    lo, hi = spec.region
+    dim, n = spec.dim, len(parts)
+    R = np.array([p.R() for p in parts])
+    s0 = 0.7
+    # random centres inside the region (shrunk particles clear of the walls)
+    pad = spec.boundary_gap + s0 * prob.bound[:, None]
+    u = rng.uniform(size=(n, dim))
+    C = np.where(prob.periodic, u * prob.L, lo + pad + u * np.maximum(hi - lo - 2 * pad, 0.0))
+    budget = spec.max_iterations
+    C, R, ok, used = prob.relax(C, R, s0, min(budget, 3000))
+    if not ok:
+        raise PackingError(f"could not place {n} particles even at {s0:.0%} of their size: reached fraction "
+                           f"{spec.volume_fraction * s0**dim:.3f}", 0.0)
+    s, gamma = s0, 0.05
+    shaken_at: list[float] = []  # size at each shake
+    while s < 1.0:
+        jammed = len(shaken_at) >= 12 and s < 1.005 * shaken_at[-12]
+        if used >= budget or jammed:
+            reached = spec.volume_fraction * s**dim
+            why = "the iteration budget (max_attempts) is spent" if used >= budget else "the particles are jammed"
             raise PackingError(
-                f"random sequential addition jammed at fraction {exc.reached:.3f}; compression reached "
-                f"fraction {reached:.3f} of target {volume_fraction:.3f} in {sweeps} sweeps", reached
-            ) from None
-        extra = {"method": "rsa+compression", "rsa_jammed_fraction": exc.reached, "compression_sweeps": sweeps}
-    fraction = sum(p.area() for p in placed) / box_area
-    return Packing(placed, tuple(box), volume_fraction, fraction, scale, attempts, seed, extra)
-
-
-@dataclass(frozen=True)
-class _Spec:
-    box: tuple[float, float]
-    shape: str
-    sides: int
-    orientation: str | float
-    min_gap: float
-    boundary_gap: float
-
-    def angle(self, rng) -> float:
-        if self.shape != "polygon":
-            return 0.0
-        if self.orientation == "random":
-            return float(rng.uniform(0, 2 * math.pi / self.sides))
-        return math.radians(float(self.orientation))
-
-    def inside(self, p: Particle) -> bool:
-        blo, bhi = extent(p)
-        g = self.boundary_gap
-        return bool(blo.min() >= g and bhi[0] <= self.box[0] - g and bhi[1] <= self.box[1] - g)
-
-    def clear(self, a: Particle, b: Particle) -> bool:
-        dc = math.dist(a.center, b.center)
-        if dc >= a.radius + b.radius + self.min_gap:
-            return True
-        if dc < a.inradius + b.inradius + self.min_gap:
-            return False
-        return particle_distance(a, b) >= self.min_gap
-
-
-def _rsa(spec: _Spec, R: float, n_target: int, rng, max_attempts: int) -> tuple[list[Particle], int]:
-    shape, sides = spec.shape, spec.sides
-    Lx, Ly = spec.box
-    grid = _Grid(spec.box, 2 * R + spec.min_gap)
-    placed: list[Particle] = []
-    r_in = R * math.cos(math.pi / sides) if shape == "polygon" else R
-    lo = r_in + spec.boundary_gap
-    hi_x, hi_y = Lx - lo, Ly - lo
-    if hi_x <= lo or hi_y <= lo:
-        raise PackingError("the box is too small for one particle", 0.0)
-
-    def fits(cand: Particle) -> bool:
-        if not spec.inside(cand):
-            return False
-        return all(spec.clear(cand, placed[j]) for j in grid.near(cand.center))
-
-    # Phase 1: uniform random positions. Phase 2 (after many consecutive failures, i.e.
-    # close to jamming): candidates from a fine lattice of the positions still free,
-    # in random order, so the last particles are found without blind sampling.
-    attempts = failures = 0
-    lattice: np.ndarray | None = None
-    while len(placed) < n_target:
-        if attempts >= max_attempts or (lattice is not None and len(lattice) == 0):
-            reached = len(placed) * shape_area(shape, R, sides) / (Lx * Ly)
-            raise PackingError(
-                f"random sequential addition placed {len(placed)} of {n_target} particles in "
-                f"{attempts} attempts: reached fraction {reached:.3f}",
-                reached,
-            )
-        if lattice is None and failures > 2000:
-            lattice = _free_lattice(placed, (lo, hi_x), (lo, hi_y), R / 8, 2 * r_in + spec.min_gap, rng)
+                f"compression of {n} particles stopped at {s:.4f} of their size ({why}): reached fraction "
+                f"{reached:.3f} of target {spec.volume_fraction:.3f}", reached)
+        if gamma < 4e-3:
+            # growth stalls: shake (random kicks, then relax at the current size) to rearrange
+            kick = 0.2 * prob.r_mean * rng.normal(size=C.shape)
+            Rk = R
+            if prob.rotate.any():
+                spin = 0.2 * rng.normal(size=(n,) if dim == 2 else (n, 3)) * (prob.rotate if dim == 2 else prob.rotate[:, None])
+                Rk = _turn(R, spin, dim)
+            C1, R1, ok, its = prob.relax(np.where(prob.periodic, np.mod(C + kick, prob.L), C + kick), Rk, s,
+                                         min(600, budget - used))
+            used += its
+            shaken_at.append(s)
+            if ok:
+                C, R = C1, R1
+            gamma = 0.01
             continue
-        attempts += 1
-        if lattice is None:
-            c = (float(rng.uniform(lo, hi_x)), float(rng.uniform(lo, hi_y)))
+        s_try = min(1.0, s * (1.0 + gamma))
+        C1, R1, ok, its = prob.relax(C, R, s_try, min(600, budget - used))
+        used += its
+        if ok:
+            C, R, s = C1, R1, s_try
+            if its < 60:
+                gamma = min(1.5 * gamma, 0.2)
         else:
-            c = (float(lattice[-1, 0]), float(lattice[-1, 1]))
-            lattice = lattice[:-1]
-        cand = Particle(len(placed), c, R, shape, sides if shape == "polygon" else 0, spec.angle(rng))
-        if fits(cand):
-            grid.add(len(placed), c)
-            placed.append(cand)
-            failures = 0
-            if lattice is not None and len(lattice):
-                keep = np.linalg.norm(lattice - np.asarray(c), axis=1) >= 2 * r_in + spec.min_gap
-                lattice = lattice[keep]
+            gamma *= 0.5
+    placed = _particles(parts, C, R, dim)
+    problems = check_packing_particles(placed, spec)
+    if problems:  # a few more sweeps fix what the finer check found
+        C, R, _, its = prob.relax(C, R, 1.0, 200)
+        used += its
+        placed = _particles(parts, C, R, dim)
+        problems = check_packing_particles(placed, spec)
+        if problems:
+            raise PackingError("the packing violates: " + "; ".join(problems[:5]), spec.volume_fraction)
+    lo, hi = spec.region
+    fraction = sum(p.measure() for p in placed) / float(np.prod(hi - lo))
+    extra = {"method": "growth with overlap removal", "dimension": dim, "coating": spec.coating}
+    if spec.overlap > 0:
+        extra.update(contact_summary(placed, spec))
+    return Packing(placed, tuple(spec.box), spec.volume_fraction, fraction, scale, used, spec.seed,
+                   (tuple(lo), tuple(hi)), spec.periodic_axes, spec.min_gap, spec.boundary_gap, spec.overlap, extra)
+
+
+def _particles(parts: list[Particle], C: np.ndarray, R: np.ndarray, dim: int) -> list[Particle]:
+    out = []
+    for p, c, r in zip(parts, C, R):
+        if dim == 2:
+            out.append(replace(p, center=tuple(float(x) for x in c), angle=float(math.atan2(r[1, 0], r[0, 0]))))
         else:
-            failures += 1
-    return placed, attempts
+            u, _, vt = np.linalg.svd(r)  # nearest rotation (removes round-off)
+            rot = tuple(tuple(float(x) for x in row) for row in u @ vt)
+            out.append(replace(p, center=tuple(float(x) for x in c), rotation=rot))
+    return out
 
 
-def _densify(spec: _Spec, placed: list[Particle], R: float, s: float, rng, max_sweeps: int):
-    """Monte-Carlo compression: grow all particles from scale s to 1 (radius R)."""
-    from dataclasses import replace
-
-    n = len(placed)
-    ps = list(placed)
-    rotate = spec.shape == "polygon" and spec.orientation == "random"
-    step = 0.2 * R
-    sweeps = 0
-
-    def neighbours(i: int, P: list[Particle]) -> list[int]:
-        c = np.asarray(P[i].center)
-        return [j for j in range(n) if j != i and np.linalg.norm(np.asarray(P[j].center) - c) < 2 * R + spec.min_gap + 1e-12]
-
-    def slack() -> float:
-        """Largest relative growth g such that every constraint still holds (conservative:
-        growing by g moves a boundary point by at most g * radius)."""
-        g = math.inf
-        for i in range(n):
-            p = ps[i]
-            blo, bhi = extent(p)
-            wall = min(blo.min(), spec.box[0] - bhi[0], spec.box[1] - bhi[1]) - spec.boundary_gap
-            g = min(g, wall / p.radius)
-            for j in range(i + 1, n):
-                q = ps[j]
-                dc = math.dist(p.center, q.center)
-                if dc > (p.radius + q.radius) * 1.6 + spec.min_gap:
-                    continue
-                g = min(g, (particle_distance(p, q) - spec.min_gap) / (p.radius + q.radius))
-        return max(g, 0.0)
-
-    while s < 1.0 and sweeps < max_sweeps:
-        sweeps += 1
-        accepted = 0
-        for i in rng.permutation(n):
-            p = ps[i]
-            c = (p.center[0] + rng.uniform(-step, step), p.center[1] + rng.uniform(-step, step))
-            ang = p.angle + rng.uniform(-0.3, 0.3) if rotate else p.angle
-            cand = replace(p, center=c, angle=float(ang))
-            if spec.inside(cand) and all(spec.clear(cand, ps[j]) for j in neighbours(i, ps)):
-                ps[i] = cand
-                accepted += 1
-        # adapt the move size to keep a useful acceptance rate
-        rate = accepted / n
-        step = min(step * 1.3, 0.3 * R) if rate > 0.5 else max(step * 0.7, 1e-4 * R)
-        g = slack()
-        if g > 1e-9:
-            new_s = min(1.0, s * (1.0 + 0.95 * g))
-            ps = [replace(p, radius=R * new_s) for p in ps]
-            s = new_s
-    return ps, s, sweeps
+def _check_feasible(spec: PackingSpec, parts: list[Particle]) -> None:
+    """Refuse fractions that no packing can reach: the particles grown by half the gap
+    (Steiner's formula for their area/volume) would fill more than the densest packing of
+    their shape family."""
+    lo, hi = spec.region
+    half = 0.5 * spec.min_gap if spec.overlap == 0 else 0.0
+    grown = sum(_grown_measure(p, half) for p in parts)
+    bound = DENSEST[spec.shape]
+    eff = grown / float(np.prod(hi - lo))
+    if eff > bound:
+        raise PackingError(
+            f"fraction {spec.volume_fraction:.3f} is impossible: with min_gap {spec.min_gap:g} the particles "
+            f"(grown by half the gap) would fill {eff:.3f} of the region, more than the densest packing of "
+            f"{spec.shape}s ({bound:.3f}): reached fraction 0", 0.0)
 
 
-def _free_lattice(placed, xr, yr, spacing, exclusion, rng) -> np.ndarray:
-    """Lattice points in the allowed rectangle farther than ``exclusion`` from every
-    placed centre, shuffled (the last row is tried first)."""
-    xs = np.arange(xr[0], xr[1] + 1e-12, spacing)
-    ys = np.arange(yr[0], yr[1] + 1e-12, spacing)
-    pts = np.column_stack([g.ravel() for g in np.meshgrid(xs, ys, indexing="ij")])
-    pts = pts + rng.uniform(-0.5 * spacing, 0.5 * spacing, size=pts.shape)
-    pts[:, 0] = np.clip(pts[:, 0], xr[0], xr[1])
-    pts[:, 1] = np.clip(pts[:, 1], yr[0], yr[1])
-    if placed:
-        from scipy.spatial import cKDTree
-
-        centres = np.array([p.center for p in placed])
-        dist, _ = cKDTree(centres).query(pts)
-        pts = pts[dist >= exclusion]
-    rng.shuffle(pts)
-    return pts
+def _grown_measure(p: Particle, r: float) -> float:
+    """Area/volume of the particle grown by r (a lower bound for ellipses and ellipsoids)."""
+    if r == 0:
+        return p.measure()
+    if p.shape in ("ellipse", "ellipsoid"):
+        return p.measure() * float(np.prod([(a + r) / a for a in p.axes]))
+    return replace(p, coating=r).outer_measure()
 
 
-def check_packing(packing: Packing, min_gap: float, boundary_gap: float, tol: float = 1e-9) -> list[str]:
-    """Return a list of violations (empty when the packing is valid)."""
+def grown_fraction(shape: str, dim: int, radius: float, sides: int, aspect: tuple, polyhedron: str,
+                   corner_radius: float, fraction: float, half_gap: float) -> float | None:
+    """Fraction filled by equal particles at ``fraction`` once grown by half the gap (None
+    for random polyhedra, whose shape is not known beforehand)."""
+    if shape == "polyhedron" and polyhedron == "random":
+        return None
+    spec = PackingSpec(box=(1.0,) * dim, volume_fraction=fraction, shape=shape, radius=radius, sides=sides,
+                       aspect=aspect or DEFAULT_ASPECT[dim], polyhedron=polyhedron,
+                       corner_radius=corner_radius, orientation="random" if dim == 2 else (0.0, 0.0, 0.0))
+    p = _draw_particle(spec, 0, np.random.default_rng(0))
+    return fraction * _grown_measure(p, half_gap) / p.measure()
+
+
+# ----------------------------------------------------------------------------- checks
+def check_packing_particles(particles: list[Particle], spec: PackingSpec, tol: float = 0.0) -> list[str]:
+    """Violations (empty list when valid) of the gaps, side distances, overlaps and
+    periodic cuts of a particle list, with the fine direction search."""
+    if not particles:
+        return []
+    prob = _Problem(spec, particles)
+    C = np.array([p.center for p in particles])
+    R = np.array([p.R() for p in particles])
+    body = geo.BodyArrays.world(prob.local, R)
     problems = []
-    ps = packing.particles
-    for i in range(len(ps)):
-        lo, hi = extent(ps[i])
-        if np.any(lo < boundary_gap - tol) or np.any(hi > np.asarray(packing.box) - boundary_gap + tol):
-            problems.append(f"particle {i} is closer than {boundary_gap} to the boundary")
-        for j in range(i + 1, len(ps)):
-            if math.dist(ps[i].center, ps[j].center) > 2 * max(ps[i].radius, ps[j].radius) + min_gap:
-                continue
-            d = particle_distance(ps[i], ps[j])
-            if d < min_gap - tol:
-                problems.append(f"particles {i} and {j} are {d:.4g} apart (< {min_gap})")
+    ij, d = prob.pairs(C, 1.0, max(spec.min_gap, 0.0) + prob.margin)
+    if len(ij):
+        f = np.maximum(prob.pair_values(body, ij, d, fine=True)[0], prob.pair_values(body, ij, d)[0])
+        for (a, b), fv in zip(ij, f):
+            if spec.overlap > 0:
+                if fv < -spec.overlap - tol:
+                    problems.append(f"particles {a} and {b} overlap by more than {spec.overlap:g} ({-fv:.4g})")
+                elif -tol < fv < spec.min_gap - tol:
+                    problems.append(f"particles {a} and {b} are {fv:.4g} apart (< {spec.min_gap:g}, not in contact)")
+            elif fv < spec.min_gap - tol:
+                problems.append(f"particles {a} and {b} are {fv:.4g} apart (< {spec.min_gap:g})")
+    idx = np.arange(len(particles))
+    lo, hi = spec.region
+    for k in range(spec.dim):
+        e = np.zeros((len(particles), 1, spec.dim))
+        e[:, 0, k] = 1.0
+        lo_ext = C[:, k] - body.support(idx, -e)[0][:, 0]
+        hi_ext = C[:, k] + body.support(idx, e)[0][:, 0]
+        if not prob.periodic[k]:
+            for i in np.flatnonzero((lo_ext - lo[k] < spec.boundary_gap - tol) | (hi[k] - hi_ext < spec.boundary_gap - tol)):
+                problems.append(f"particle {i} is closer than {spec.boundary_gap:g} to a side or layer (axis {'xyz'[k]})")
+            continue
+        L = spec.box[k]
+        cut = np.maximum(spec.boundary_gap, MIN_CUT * prob.bound)
+        exts = [(lo_ext, -cut, spec.boundary_gap), (hi_ext, -spec.boundary_gap, cut)]
+        if spec.coating > 0:
+            exts += [(lo_ext - spec.coating, -cut, spec.boundary_gap), (hi_ext + spec.coating, -spec.boundary_gap, cut)]
+        for u, below, above in exts:
+            w = u - L * np.round(u / L)
+            for i in np.flatnonzero((w > below + tol) & (w < above - tol)):
+                problems.append(f"particle {i} is cut by a periodic side less than {max(spec.boundary_gap, MIN_CUT * prob.bound[i]):.4g} "
+                                f"deep or is closer than {spec.boundary_gap:g} to it (axis {'xyz'[k]})")
     return problems
+
+
+def check_packing(packing: Packing, min_gap: float | None = None, boundary_gap: float | None = None,
+                  tol: float = 1e-9) -> list[str]:
+    """Violations of a finished packing (empty list when valid)."""
+    spec = PackingSpec(
+        box=tuple(packing.box), volume_fraction=max(packing.fraction, 1e-9),
+        min_gap=packing.min_gap if min_gap is None else min_gap,
+        boundary_gap=packing.boundary_gap if boundary_gap is None else boundary_gap,
+        overlap=packing.overlap, coating=max((p.coating for p in packing.particles), default=0.0),
+        periodic=any(packing.periodic),
+        separator=packing.region[0][0] if packing.region[0] else 0.0,
+        collector_layer=packing.box[0] - packing.region[1][0] if packing.region[1] else 0.0,
+    )
+    return check_packing_particles(packing.particles, spec, tol)
+
+
+def contact_summary(particles: list[Particle], spec: PackingSpec) -> dict:
+    """Touching pairs, the clusters they form and the x-extent of the largest one (a
+    cluster spanning the region from the separator side to the collector side percolates)."""
+    prob = _Problem(spec, particles)
+    C = np.array([p.center for p in particles])
+    R = np.array([p.R() for p in particles])
+    body = geo.BodyArrays.world(prob.local, R)
+    ij, d = prob.pairs(C, 1.0, prob.margin)
+    touching = ij[prob.pair_values(body, ij, d, fine=True)[0] < 0] if len(ij) else ij
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(particles)
+    g = coo_matrix((np.ones(len(touching)), (touching[:, 0], touching[:, 1])), shape=(n, n)) if len(touching) else \
+        coo_matrix((n, n))
+    ncomp, label = connected_components(g, directed=False)
+    lo, hi = spec.region
+    x_lo = C[:, 0] - np.array([p.radius for p in particles])
+    x_hi = C[:, 0] + np.array([p.radius for p in particles])
+    span = max(float(x_hi[label == c].max() - x_lo[label == c].min()) for c in range(ncomp)) / float(hi[0] - lo[0])
+    return {"contacts": [[int(a), int(b)] for a, b in touching], "clusters": int(ncomp),
+            "largest_cluster_span_x": span}
+
+
+def packing_from_particles(particles: list[Particle], spec: PackingSpec) -> Packing:
+    """A Packing of a given particle list (e.g. read from a file), after checking it."""
+    problems = check_packing_particles(particles, spec, tol=1e-9)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise PackingError("the particle list is not valid: " + "; ".join(problems[:5]) + more, 0.0)
+    lo, hi = spec.region
+    fraction = sum(p.measure() for p in particles) / float(np.prod(hi - lo))
+    return Packing(list(particles), tuple(spec.box), fraction, fraction, 1.0, 0, spec.seed, (tuple(lo), tuple(hi)),
+                   spec.periodic_axes, spec.min_gap, spec.boundary_gap, spec.overlap, {"method": "particle list"})
+
+
+__all__ = ["PackingError", "PackingSpec", "Packing", "pack", "population", "check_packing",
+           "check_packing_particles", "packing_from_particles", "contact_summary"]

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_case_args(p)
     p.add_argument("--out", type=Path, help="output directory (default: results/<case name>-mesh)")
     p.add_argument("--preview", action="store_true", help="also write preview.png (matplotlib) of the microstructure")
+    p.add_argument("--convert", action="append", default=[], metavar="FORMAT",
+                   help="also write the mesh in another format with meshio, e.g. vtu, xdmf, vtk, med, inp (repeatable)")
     p.add_argument("--verbose", action="store_true", help="show Gmsh's own messages")
 
     p = sub.add_parser("check", help="validate a case (and its packing) without running it")
@@ -151,6 +153,14 @@ def _dispatch(args, comm) -> int:
         from solver.mesh import build_mesh
         from solver.runner import prepare_case
 
+        if args.convert:
+            from meshes.io import MicrostructureFileError, check_formats
+            from solver.config import CaseError
+
+            try:
+                check_formats(args.convert)
+            except MicrostructureFileError as exc:
+                raise CaseError(f"--convert: {exc}") from None
         case, internal, packing = prepare_case(args.case, args.overrides, comm)
         out = args.out or Path("results") / f"{case.name}-mesh"
         if comm.rank == 0:
@@ -162,6 +172,10 @@ def _dispatch(args, comm) -> int:
             if args.preview:
                 png = write_preview(bundle.info, out / "preview.png", title=case.name)
                 msg += f", {png}"
+            if args.convert:
+                from meshes.io import convert_mesh
+
+                msg += "".join(f", {f}" for f in convert_mesh(out / "mesh.msh", args.convert))
             print(msg)
         return 0
     if args.command == "run":

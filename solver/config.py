@@ -56,34 +56,192 @@ class Schema(BaseModel):
 
 
 # --------------------------------------------------------------------------- geometry
-class ParticleSpec(Schema):
-    """Active-material particles packed in the solid electrolyte."""
+SHAPES_2D = ("circle", "ellipse", "polygon")
+SHAPES_3D = ("sphere", "ellipsoid", "polyhedron")
+SHAPE_IN_OTHER_DIMENSION = {"circle": "sphere", "ellipse": "ellipsoid", "polygon": "polyhedron",
+                            "sphere": "circle", "ellipsoid": "ellipse", "polyhedron": "polygon"}
 
-    shape: Literal["circle", "polygon"] = Field(
-        "polygon", description="particle shape: circle, or a convex regular polygon with sharp corners"
+
+class SizeDistribution(Schema):
+    """Particle radii drawn at random (seeded) instead of one radius."""
+
+    type: Literal["lognormal", "normal", "list"] = Field(
+        ..., description=(
+            "lognormal or normal: mean particles.radius and standard deviation std, truncated to [min, max]; "
+            "list: each radius drawn from 'radii' (all equally likely)"
+        ),
     )
-    radius: float = quantity(3.0e-6, unit="m", description="particle radius (circumradius of polygons)", gt=0)
+    std: float | None = quantity(None, unit="m", description="standard deviation of the radius (lognormal, normal)", gt=0)
+    min: float | None = quantity(None, unit="m", description="smallest radius (lognormal, normal; default radius/2)", gt=0)
+    max: float | None = quantity(None, unit="m", description="largest radius (lognormal, normal; default 2 radius)", gt=0)
+    radii: list[float] | None = quantity(None, unit="m", description="type list: the radii to draw from", min_length=1)
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.type == "list":
+            if not self.radii:
+                raise ValueError("type list needs radii: [r1, r2, ...] in m")
+            bad = [r for r in self.radii if not (r > 0 and math.isfinite(r))]
+            if bad:
+                raise ValueError(f"radii must be positive lengths in m; got {bad}")
+            if self.std is not None or self.min is not None or self.max is not None:
+                raise ValueError("type list takes radii only (no std, min, max)")
+            return self
+        if self.radii is not None:
+            raise ValueError(f"radii is only used with type: list (type is {self.type})")
+        if self.std is None:
+            raise ValueError(f"type {self.type} needs std, the standard deviation of the radius in m")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min:g}) must be smaller than max ({self.max:g})")
+        return self
+
+
+class ParticleSpec(Schema):
+    """Active-material particles packed in the solid electrolyte (or read from a file)."""
+
+    shape: Literal["circle", "ellipse", "polygon", "sphere", "ellipsoid", "polyhedron"] = Field(
+        "polygon",
+        description=(
+            "particle shape: 2D circle, ellipse or convex polygon (regular or random, sharp or rounded corners); "
+            "3D sphere, ellipsoid or convex polyhedron"
+        ),
+    )
+    radius: float = quantity(
+        3.0e-6, unit="m",
+        description=(
+            "particle size: radius of circles and spheres, circumradius of polygons and polyhedra, largest "
+            "semi-axis of ellipses and ellipsoids; the mean of size_distribution"
+        ), gt=0,
+    )
+    size_distribution: SizeDistribution | None = Field(None, description="radii drawn at random instead of one radius")
     sides: int = Field(6, ge=3, le=24, description="number of polygon corners (shape: polygon)")
+    irregularity: float = Field(
+        0.0, ge=0, lt=1,
+        description=(
+            "polygons: 0 for regular polygons; > 0 for random convex polygons, each corner moved along the "
+            "circumcircle by up to this fraction of the corner spacing [-]"
+        ),
+    )
+    corner_radius: float = quantity(0.0, unit="m", description="polygons: radius of the rounded corners (0: sharp)", ge=0)
+    aspect: list[float] | None = Field(
+        None, min_length=1, max_length=2,
+        description=(
+            "ellipses: [b/a]; ellipsoids: [b/a, c/a]: ratios of the other semi-axes to the largest one, in (0, 1] "
+            "(default [0.6] and [0.8, 0.6]) [-]"
+        ),
+    )
+    polyhedron: Literal["tetrahedron", "cube", "octahedron", "dodecahedron", "icosahedron", "random"] = Field(
+        "cube", description="polyhedra: a regular polyhedron, or random (convex hull of random points on a sphere)"
+    )
+    vertices: int = Field(12, ge=6, le=64, description="polyhedron: random: number of random points on the sphere")
     volume_fraction: float = Field(
-        0.4, gt=0, lt=0.9, description="target area (2D) / volume (3D) fraction of active material in the cathode"
+        0.4, gt=0, lt=0.9,
+        description="target area (2D) / volume (3D) fraction of active material in the composite region (between the layers)",
     )
     min_gap: float = quantity(
-        0.3e-6, unit="m", description="minimum solid-electrolyte ligament between two particles", ge=0
+        0.3e-6, unit="m",
+        description="minimum distance between two particles (with coatings: between the particles inside them)", gt=0,
     )
     boundary_gap: float = quantity(
-        0.3e-6, unit="m", description="minimum distance between a particle and the outer sides", ge=0
+        0.3e-6, unit="m",
+        description=(
+            "minimum distance between a particle and the outer sides and layers; a periodic side cuts a "
+            "particle at least max(boundary_gap, 0.15 radius) deep"
+        ), gt=0,
     )
-    orientation: Union[Literal["random"], float] = Field(
-        "random", description="polygon orientation: 'random' or a fixed angle in degrees"
+    overlap: float = quantity(
+        0.0, unit="m",
+        description=(
+            "0: particles keep min_gap apart; > 0: particles may also touch (percolating contacts), "
+            "interpenetrating by between overlap/2 and overlap"
+        ), ge=0,
+    )
+    orientation: Union[Literal["random"], float, list[float]] = Field(
+        "random", description="'random', or a fixed angle in degrees (2D), or three angles in degrees about x, y, z (3D)"
+    )
+    coating: float = quantity(
+        0.0, unit="m", description="thickness of a coating shell around every particle (0: none; needs materials.coating)", ge=0
+    )
+    active_b_share: float = Field(
+        0.0, ge=0, lt=1,
+        description="share of the active-material volume made of the second active material (materials.active_b) [-]",
+    )
+    periodic: bool = Field(
+        False,
+        description="periodic lateral sides (y, and z in 3D): particles may cross them and reappear on the opposite side",
+    )
+    file: str | None = Field(
+        None,
+        description=(
+            "CSV or JSON particle list (centres and sizes in m) used instead of packing; volume_fraction and the "
+            "size fields are then unused (README: Microstructures)"
+        ),
     )
     seed: int = Field(1, ge=0, description="random seed of the packing (same seed, same microstructure)")
     max_attempts: int = Field(
-        200000, ge=100, description="random placement attempts before the packing gives up"
+        20000, ge=100, description="iteration budget of the packing (relaxation sweeps) before it gives up"
     )
+
+    def radius_range(self) -> tuple[float, float]:
+        """Smallest and largest radius the particles can have."""
+        d = self.size_distribution
+        if d is None:
+            return self.radius, self.radius
+        if d.type == "list":
+            return min(d.radii), max(d.radii)
+        return (d.min if d.min is not None else 0.5 * self.radius, d.max if d.max is not None else 2.0 * self.radius)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        rmin, rmax = self.radius_range()
+        d = self.size_distribution
+        if d is not None and d.type != "list" and not rmin <= self.radius <= rmax:
+            raise ValueError(f"the mean radius ({self.radius:g} m) must lie in [min, max] = [{rmin:g}, {rmax:g}] m")
+        if self.irregularity > 0 and self.shape != "polygon":
+            raise ValueError(f"irregularity is for polygons only (shape is {self.shape})")
+        if self.corner_radius > 0:
+            if self.shape != "polygon":
+                raise ValueError(f"corner_radius is for polygons only (shape is {self.shape})")
+            from meshes.geometry import MIN_ROUNDNESS
+
+            inner = rmin * (math.cos(math.pi / self.sides) if self.irregularity == 0 else MIN_ROUNDNESS)
+            if self.corner_radius > 0.5 * inner:
+                raise ValueError(
+                    f"corner_radius = {self.corner_radius:g} m is too large: at most half the inradius of the "
+                    f"smallest polygon ({0.5 * inner:g} m)"
+                )
+        if self.aspect is not None:
+            if self.shape not in ("ellipse", "ellipsoid"):
+                raise ValueError(f"aspect is for ellipses and ellipsoids only (shape is {self.shape})")
+            bad = [a for a in self.aspect if not 0 < a <= 1]
+            if bad:
+                raise ValueError(f"aspect = {self.aspect}: every ratio must lie in (0, 1]")
+        if self.overlap > 0.5 * rmin:
+            raise ValueError(f"overlap = {self.overlap:g} m is too deep: at most half the smallest radius ({0.5 * rmin:g} m)")
+        if self.coating > 0:
+            if self.overlap > 0:
+                raise ValueError("coating and overlap exclude each other: coated particles cannot touch")
+            if 2 * self.coating >= self.min_gap:
+                raise ValueError(
+                    f"coating = {self.coating:g} m is too thick for min_gap = {self.min_gap:g} m: the coatings of two "
+                    f"neighbours would touch; need 2 * coating < min_gap"
+                )
+            if self.coating >= self.boundary_gap:
+                raise ValueError(
+                    f"coating = {self.coating:g} m is too thick for boundary_gap = {self.boundary_gap:g} m: a coating "
+                    f"would reach a side; need coating < boundary_gap"
+                )
+        if self.file is not None:
+            p = Path(self.file)
+            if p.suffix.lower() not in (".csv", ".json"):
+                raise ValueError(f"file = {self.file!r}: a particle list must be a .csv or .json file")
+            if not p.is_file():
+                raise ValueError(f"file = {self.file!r}: file not found")
+        return self
 
 
 class MeshSpec(Schema):
-    """Element sizes of the Gmsh mesh."""
+    """Element sizes of the Gmsh mesh (or an existing mesh file)."""
 
     size: float = quantity(1.0e-6, unit="m", description="element size far from interfaces", gt=0)
     interface_size: float = quantity(
@@ -92,7 +250,14 @@ class MeshSpec(Schema):
     transition: float = quantity(
         2.0e-6, unit="m", description="distance over which the size grows from interface_size to size", gt=0
     )
+    corner_size: float | None = quantity(
+        None, unit="m", description="element size at the sharp corners of polygons and polyhedra (default: interface_size)", gt=0
+    )
     order: Literal[1, 2] = Field(1, description="geometric order of the mesh (1: straight, 2: curved cells)")
+    file: str | None = Field(
+        None,
+        description="an existing Gmsh .msh file with ssbfrac physical groups (meshes/tags.py), used instead of packing and meshing",
+    )
 
     @model_validator(mode="after")
     def _sizes(self):
@@ -100,19 +265,36 @@ class MeshSpec(Schema):
             raise ValueError(
                 f"interface_size ({self.interface_size:g}) must not exceed size ({self.size:g})"
             )
+        if self.corner_size is not None and self.corner_size > self.interface_size:
+            raise ValueError(
+                f"corner_size ({self.corner_size:g}) must not exceed interface_size ({self.interface_size:g})"
+            )
+        if self.file is not None:
+            if Path(self.file).suffix.lower() != ".msh":
+                raise ValueError(f"file = {self.file!r}: expected a Gmsh .msh file")
+            if not Path(self.file).is_file():
+                raise ValueError(f"file = {self.file!r}: file not found")
         return self
 
 
 class Geometry(Schema):
     """A rectangular (box in 3D) composite-cathode domain. x runs from the separator/anode
-    side (x = 0, 'left') to the current collector (x = L, 'right')."""
+    side (x = 0, 'left') to the current collector (x = L, 'right'); optional layers without
+    particles sit at both ends of x."""
 
     size: list[float] = quantity(
         [30e-6, 30e-6],
         unit="m",
-        description="domain size [L_x (cathode thickness), L_y (, L_z)]; one entry per dimension",
+        description="domain size [L_x (cathode thickness, layers included), L_y (, L_z)]; one entry per dimension",
         min_length=2,
         max_length=3,
+    )
+    separator_thickness: float = quantity(
+        0.0, unit="m", description="solid-electrolyte separator layer at x = 0 (materials.separator, default the electrolyte)", ge=0
+    )
+    collector_layer_thickness: float = quantity(
+        0.0, unit="m",
+        description="particle-free layer at the collector side x = L_x (materials.collector_layer, default the electrolyte)", ge=0,
     )
     particles: ParticleSpec = ParticleSpec()
     mesh: MeshSpec = MeshSpec()
@@ -123,18 +305,145 @@ class Geometry(Schema):
             if not (s > 0 and math.isfinite(s)):
                 raise ValueError(f"size[{i}] = {s!r} must be a positive length in metres")
         p = self.particles
-        need = 2 * (p.radius + p.boundary_gap)
-        if min(self.size) < need:
+        dim = len(self.size)
+        own = SHAPES_2D if dim == 2 else SHAPES_3D
+        if p.shape not in own:
             raise ValueError(
-                f"a particle of radius {p.radius:g} m with boundary_gap {p.boundary_gap:g} m needs "
-                f"sides of at least {need:g} m; size is {self.size}"
+                f"particles.shape = {p.shape!r} is a {5 - dim}D shape but the domain is {dim}D "
+                f"(geometry.size has {dim} entries): use {SHAPE_IN_OTHER_DIMENSION[p.shape]!r}"
             )
-        if self.mesh.interface_size > p.radius:
+        if p.aspect is not None and len(p.aspect) != dim - 1:
+            raise ValueError(
+                f"particles.aspect = {p.aspect}: give {dim - 1} ratio{'s' if dim == 3 else ''} for a {dim}D {p.shape}"
+            )
+        if p.orientation != "random":
+            if dim == 2 and isinstance(p.orientation, list):
+                raise ValueError(f"particles.orientation = {p.orientation}: in 2D give 'random' or one angle in degrees")
+            if dim == 3 and not (isinstance(p.orientation, list) and len(p.orientation) == 3):
+                raise ValueError(
+                    f"particles.orientation = {p.orientation}: in 3D give 'random' or three angles in degrees [ax, ay, az]"
+                )
+        rmin, rmax = p.radius_range()
+        layers = self.separator_thickness + self.collector_layer_thickness
+        if layers >= self.size[0]:
+            raise ValueError(
+                f"separator_thickness + collector_layer_thickness ({layers:g} m) leaves no room for the composite "
+                f"(size[0] = {self.size[0]:g} m)"
+            )
+        if p.file is None and self.mesh.file is None:
+            need = 2 * (rmax + p.boundary_gap)
+            room = [self.size[0] - layers] + list(self.size[1:])
+            if min(room) < need:
+                raise ValueError(
+                    f"a particle of radius {rmax:g} m with boundary_gap {p.boundary_gap:g} m needs sides of at least "
+                    f"{need:g} m; size is {self.size}" + (f" ({layers:g} m of it layers)" if layers else "")
+                )
+            if p.periodic:
+                need = 2 * (2 * (rmax + p.coating) + max(p.min_gap, p.boundary_gap))
+                if min(self.size[1:]) < need:
+                    raise ValueError(
+                        f"particles.periodic: the lateral sides must be at least {need:g} m (twice a particle "
+                        f"diameter plus gap) so that a particle meets each neighbour only once; size is {self.size}"
+                    )
+            if p.size_distribution is None and p.irregularity == 0:
+                _check_fraction_possible(p, dim)
+        if p.file is not None and self.mesh.file is None:
+            _check_particle_file(self, dim)
+        if self.mesh.file is not None:
+            _check_mesh_file(self, dim)
+        if self.mesh.interface_size > rmin:
             raise ValueError(
                 f"mesh.interface_size ({self.mesh.interface_size:g} m) is larger than the particle "
-                f"radius ({p.radius:g} m): the particles would not be resolved"
+                f"radius ({rmin:g} m): the particles would not be resolved"
             )
         return self
+
+
+def _check_fraction_possible(p: ParticleSpec, dim: int) -> None:
+    """Refuse a volume fraction that no packing of equal particles reaches: grown by half
+    the gap, they would fill more than the densest packing of their shape family."""
+    from meshes.packing import DENSEST, grown_fraction
+
+    eff = grown_fraction(p.shape, dim, p.radius, p.sides, tuple(p.aspect or ()), p.polyhedron, p.corner_radius,
+                         p.volume_fraction, 0.5 * p.min_gap if p.overlap == 0 else 0.0)
+    if eff is not None and eff > DENSEST[p.shape]:
+        raise ValueError(
+            f"particles.volume_fraction = {p.volume_fraction}: impossible: with min_gap {p.min_gap:g} m the particles "
+            f"grown by half the gap would fill {eff:.3f} of the composite, more than the densest packing of "
+            f"{p.shape}s ({DENSEST[p.shape]:.3f})"
+        )
+
+
+def _check_particle_file(g: "Geometry", dim: int) -> None:
+    """The particle list must be readable, inside the composite region and keep the gaps."""
+    from meshes.io import MicrostructureFileError, read_particles
+    from meshes.packing import DEFAULT_ASPECT, PackingSpec, check_packing_particles
+
+    p = g.particles
+    defaults = {"shape": p.shape, "sides": p.sides, "aspect": p.aspect or DEFAULT_ASPECT[dim],
+                "polyhedron": p.polyhedron if p.polyhedron != "random" else "cube",
+                "corner_radius": p.corner_radius, "coating": p.coating}
+    try:
+        parts = read_particles(p.file, dim, defaults)
+    except MicrostructureFileError as exc:
+        raise ValueError(f"particles.file: {exc}") from None
+    spec = PackingSpec(box=tuple(g.size), volume_fraction=0.5, min_gap=p.min_gap, boundary_gap=p.boundary_gap,
+                       overlap=p.overlap, coating=p.coating, periodic=p.periodic, separator=g.separator_thickness,
+                       collector_layer=g.collector_layer_thickness)
+    problems = check_packing_particles(parts, spec)
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ValueError(f"particles.file = {p.file!r}: " + "; ".join(problems[:3]) + more)
+
+
+def _check_mesh_file(g: "Geometry", dim: int) -> None:
+    """The mesh must follow the tag convention, have the case's dimension and span
+    geometry.size (its coordinates are micrometres)."""
+    from meshes.io import MicrostructureFileError, msh_summary
+
+    try:
+        info = msh_summary(g.mesh.file)
+    except MicrostructureFileError as exc:
+        raise ValueError(f"mesh.file: {exc}") from None
+    if info["dimension"] != dim:
+        raise ValueError(f"mesh.file = {g.mesh.file!r} is a {info['dimension']}D mesh but the domain is {dim}D")
+    span = [hi - lo for lo, hi in zip(*info["box"])]
+    size_um = [1e6 * x for x in g.size]
+    if any(abs(a - b) > 1e-6 * max(size_um) for a, b in zip(span, size_um)):
+        raise ValueError(
+            f"mesh.file = {g.mesh.file!r} spans {[round(x, 6) for x in span]} um but geometry.size is {g.size} m "
+            f"(mesh coordinates are micrometres)"
+        )
+
+
+def _phases_in_files(g: "Geometry", dim: int) -> set[str]:
+    """Phases that a particle list or a mesh file brings in (empty for packed particles)."""
+    if g.mesh.file is not None:
+        from meshes.io import msh_summary
+
+        return set(msh_summary(g.mesh.file)["phases"])
+    if g.particles.file is not None:
+        from meshes.io import read_particles
+        from meshes.packing import DEFAULT_ASPECT
+
+        p = g.particles
+        parts = read_particles(p.file, dim, {"shape": p.shape, "sides": p.sides, "aspect": p.aspect or DEFAULT_ASPECT[dim],
+                                             "polyhedron": "cube", "corner_radius": 0.0, "coating": 0.0})
+        return {q.material for q in parts}
+    return set()
+
+
+def resolve_case_paths(data: dict, base: Path) -> dict:
+    """Make the file paths of a raw case (particle list, mesh file) absolute, relative to
+    the directory of the case file (so a saved case.yaml still finds them)."""
+    geo = data.get("geometry")
+    if not isinstance(geo, dict):
+        return data
+    for section in ("particles", "mesh"):
+        sub = geo.get(section)
+        if isinstance(sub, dict) and isinstance(sub.get("file"), str) and not Path(sub["file"]).is_absolute():
+            sub["file"] = str((base / sub["file"]).resolve())
+    return data
 
 
 # --------------------------------------------------------------------------- materials
@@ -192,6 +501,16 @@ class ActiveMaterial(Material):
 class Materials(Schema):
     active: ActiveMaterial = Field(..., description="active-material particles (AM)")
     electrolyte: Material = Field(..., description="solid-electrolyte matrix (SE)")
+    active_b: ActiveMaterial | None = Field(
+        None, description="second active material of a blend (geometry.particles.active_b_share)"
+    )
+    separator: Material | None = Field(
+        None, description="separator layer (geometry.separator_thickness); default: the electrolyte"
+    )
+    collector_layer: Material | None = Field(
+        None, description="collector-side layer (geometry.collector_layer_thickness); default: the electrolyte"
+    )
+    coating: Material | None = Field(None, description="coating shells of the particles (geometry.particles.coating)")
 
 
 # --------------------------------------------------------------------------- mechanics
@@ -221,8 +540,6 @@ DEFAULT_PETSC_ELASTICITY: dict[str, Any] = {
     "ksp_atol": 1e-14,
     "ksp_max_it": 1000,
     "pc_gamg_coarse_eq_limit": 1000,
-    "mg_levels_ksp_type": "chebyshev",
-    "mg_levels_pc_type": "jacobi",
 }
 
 
@@ -281,6 +598,240 @@ class PrescribedLithiation(Schema):
         return path
 
 
+# --------------------------------------------------------------------------- electrochemistry
+class DiffusivityTable(Schema):
+    """Lithium diffusivity of an active material against the lithium fraction (linear in
+    between, constant beyond the ends)."""
+
+    x: list[float] = Field(..., min_length=2, description="lithium fractions, strictly increasing, in [0, 1] [-]")
+    D: list[float] = quantity(..., unit="m^2/s", description="diffusivity at each x", min_length=2)
+
+    @model_validator(mode="after")
+    def _table(self):
+        _check_table(self.x, self.D, "D")
+        if any(not d > 0 for d in self.D):
+            raise ValueError(f"D = {self.D}: diffusivities must be positive")
+        return self
+
+
+class OCVTable(Schema):
+    """A tabulated open-circuit voltage U(x) against Li/Li+ (linear in between, constant
+    beyond the ends)."""
+
+    x: list[float] = Field(..., min_length=2, description="lithium fractions, strictly increasing, in [0, 1] [-]")
+    U: list[float] = quantity(..., unit="V", description="open-circuit voltage at each x", min_length=2)
+    source: str = Field("", description="citation of the data")
+
+    @model_validator(mode="after")
+    def _table(self):
+        _check_table(self.x, self.U, "U")
+        return self
+
+
+def _check_table(xs: list[float], ys: list[float], name: str) -> None:
+    if len(xs) != len(ys):
+        raise ValueError(f"x has {len(xs)} values but {name} has {len(ys)}")
+    if any(not 0.0 <= v <= 1.0 for v in xs):
+        raise ValueError(f"x = {xs}: lithium fractions must lie in [0, 1]")
+    if any(b <= a for a, b in zip(xs, xs[1:])):
+        raise ValueError(f"x = {xs}: must increase strictly")
+    if any(not math.isfinite(v) for v in ys):
+        raise ValueError(f"{name} = {ys}: values must be finite")
+
+
+class Kinetics(Schema):
+    """Butler-Volmer kinetics of the active material / solid electrolyte interface:
+    i = i0 [exp(alpha F eta / RT) - exp(-(1 - alpha) F eta / RT)]. Give k0 (the default)
+    or a constant i0."""
+
+    k0: float = quantity(1.0, unit="A/m^2", description="rate constant: i0 = k0 sqrt(x (1 - x))", gt=0)
+    i0: float | None = quantity(None, unit="A/m^2", description="constant exchange current density (replaces k0)", gt=0)
+    alpha: float = Field(0.5, gt=0, lt=1, description="anodic charge-transfer coefficient [-]")
+
+    @model_validator(mode="after")
+    def _one_law(self):
+        if self.i0 is not None and "k0" in self.model_fields_set:
+            raise ValueError("give either k0 (i0 = k0 sqrt(x (1 - x))) or a constant i0, not both")
+        return self
+
+
+class ActiveTransport(Schema):
+    """Lithium storage, transport and interface kinetics of an active material."""
+
+    c_max: float = quantity(..., unit="mol/m^3", description="lithium concentration at x = 1", gt=0)
+    diffusivity: float | None = quantity(None, unit="m^2/s", description="constant lithium diffusivity", gt=0)
+    diffusivity_table: DiffusivityTable | None = Field(None, description="diffusivity against x (instead of diffusivity)")
+    ocv: str | None = Field(
+        None, description="open-circuit voltage curve of solver/ocv.py: lco_doyle1995 or nmc811_chen2020"
+    )
+    ocv_table: OCVTable | None = Field(None, description="tabulated open-circuit voltage (instead of ocv)")
+    kinetics: Kinetics = Field(default_factory=Kinetics, description="Butler-Volmer kinetics at the interface")
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if (self.diffusivity is None) == (self.diffusivity_table is None):
+            raise ValueError("give exactly one of diffusivity (m^2/s) and diffusivity_table")
+        if (self.ocv is None) == (self.ocv_table is None):
+            raise ValueError("give exactly one of ocv (a curve name) and ocv_table")
+        if self.ocv is not None:
+            from solver.ocv import CURVES
+
+            if self.ocv not in CURVES:
+                raise ValueError(f"ocv = {self.ocv!r}: unknown curve; known: {', '.join(sorted(CURVES))} (or give ocv_table)")
+        return self
+
+
+class IonicConductor(Schema):
+    """A single-ion conductor (transference number 1)."""
+
+    kappa: float = quantity(..., unit="S/m", description="ionic conductivity", gt=0)
+
+
+class DamageFeedback(Schema):
+    """How phase-field damage blocks ionic transport: kappa_eff = kappa ((1 - d)^p + residual)."""
+
+    exponent: float = Field(2.0, ge=0, le=10, description="exponent p [-]")
+    residual: float = Field(1e-4, ge=0, lt=1, description="conductivity left in fully broken electrolyte, relative [-]")
+    interface: bool = Field(
+        False, description="damage at an interface also lowers its reaction rate by the same factor"
+    )
+
+
+class AnodeSpec(Schema):
+    """The lithium-metal electrode at x = 0 (the potential reference, 0 V)."""
+
+    kinetics: Literal["fast", "butler_volmer"] = Field(
+        "fast", description="fast: phi_e = 0 on the x = 0 side; butler_volmer: Li/Li+ kinetics there with i0"
+    )
+    i0: float = quantity(10.0, unit="A/m^2", description="exchange current density of Li/Li+ (butler_volmer)", gt=0)
+    alpha: float = Field(0.5, gt=0, lt=1, description="anodic charge-transfer coefficient of Li/Li+ [-]")
+
+
+class ElectronicSpec(Schema):
+    """Electronic potential of the particles."""
+
+    model: Literal["uniform", "per_particle"] = Field(
+        "uniform",
+        description=(
+            "uniform: every particle at the cell voltage (well connected); per_particle: one potential per "
+            "particle, connected to the collector through contact_resistance"
+        ),
+    )
+    contact_resistance: float = quantity(
+        0.0, unit="Ohm*m^2",
+        description="per_particle: area-specific resistance between a particle and the collector (R = r / particle surface)",
+        ge=0,
+    )
+    isolated: list[int] = Field(
+        default_factory=list, description="per_particle: indices of electronically disconnected particles (no net current)"
+    )
+
+    @model_validator(mode="after")
+    def _per_particle(self):
+        if self.model == "uniform" and (self.contact_resistance > 0 or self.isolated):
+            raise ValueError("contact_resistance and isolated need model: per_particle")
+        if any(i < 0 for i in self.isolated):
+            raise ValueError(f"isolated = {self.isolated}: particle indices are >= 0")
+        return self
+
+
+class CyclingStep(Schema):
+    """One segment of the cycling protocol. discharge (lithiates the cathode) and charge run
+    at a constant current until a cut-off voltage or a duration; rest holds zero current for
+    a duration; hold keeps a voltage until the current falls below until_c_rate or for a
+    duration."""
+
+    mode: Literal["discharge", "charge", "rest", "hold"] = Field(..., description="discharge, charge, rest or hold")
+    c_rate: float | None = Field(None, gt=0, description="current as a C-rate (default: loading.c_rate) [1/h]")
+    current_density: float | None = quantity(
+        None, unit="A/m^2", description="current per collector-side area (instead of c_rate)", gt=0
+    )
+    cutoff: float | None = quantity(
+        None, unit="V", description="cut-off voltage (default: v_min on discharge, v_max on charge)"
+    )
+    voltage: float | None = quantity(None, unit="V", description="hold: the held cell voltage")
+    until_c_rate: float | None = Field(None, gt=0, description="hold: end when |current| falls below this C-rate [1/h]")
+    duration: float | None = quantity(None, unit="s", description="end after this time", gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.c_rate is not None and self.current_density is not None:
+            raise ValueError("give either c_rate or current_density, not both")
+        if self.mode in ("rest", "hold") and (self.c_rate is not None or self.current_density is not None):
+            raise ValueError(f"mode {self.mode} sets no current (c_rate/current_density are for discharge and charge)")
+        if self.mode != "hold" and (self.voltage is not None or self.until_c_rate is not None):
+            raise ValueError("voltage and until_c_rate are for mode: hold")
+        if self.mode in ("rest", "hold") and self.cutoff is not None:
+            raise ValueError(f"cutoff is for discharge and charge (mode is {self.mode})")
+        if self.mode == "rest" and self.duration is None:
+            raise ValueError("mode rest needs a duration (s)")
+        if self.mode == "hold":
+            if self.voltage is None:
+                raise ValueError("mode hold needs the voltage (V)")
+            if self.duration is None and self.until_c_rate is None:
+                raise ValueError("mode hold needs until_c_rate or a duration (or both)")
+        return self
+
+
+class GalvanostaticLoading(Schema):
+    """Electrochemical cycling against a lithium-metal electrode at x = 0: lithium diffuses
+    in the particles, ions move through the electrolyte, Butler-Volmer kinetics at the
+    interfaces, a constant current (or held voltage) per protocol segment
+    (docs/electrochemistry.md)."""
+
+    type: Literal["galvanostatic"] = "galvanostatic"
+    c_rate: float = Field(1.0, gt=0, description="current of the segments that give none, as a C-rate [1/h]")
+    current_density: float | None = quantity(
+        None, unit="A/m^2", description="current per collector-side area of the segments that give none (instead of c_rate)", gt=0
+    )
+    v_min: float = quantity(3.0, unit="V", description="discharge cut-off voltage (default of discharge segments)")
+    v_max: float = quantity(4.3, unit="V", description="charge cut-off voltage (default of charge segments)")
+    protocol: list[CyclingStep] = Field(
+        default_factory=lambda: [CyclingStep(mode="discharge")], min_length=1,
+        description="segments of one cycle, in order",
+    )
+    cycles: int = Field(1, ge=1, le=100000, description="how many times the protocol is run")
+    on_cutoff: Literal["next", "stop"] = Field(
+        "next", description="at a cut-off voltage: go to the next segment, or end the loading"
+    )
+    initial_lithiation: float = Field(0.3, gt=0, lt=1, description="uniform lithium fraction at the start [-]")
+    x_ref: float | None = Field(None, ge=0, le=1, description="stress-free lithium fraction [-] (default: initial_lithiation)")
+    temperature: float = quantity(298.15, unit="K", description="temperature", gt=0)
+    time_step: float = quantity(10.0, unit="s", description="initial time step", gt=0)
+    min_time_step: float = quantity(1e-3, unit="s", description="smallest time step", gt=0)
+    max_time_step: float | None = quantity(None, unit="s", description="largest time step (default 10 time_step)", gt=0)
+    active: ActiveTransport = Field(..., description="transport and kinetics of materials.active")
+    active_b: ActiveTransport | None = Field(None, description="transport and kinetics of materials.active_b")
+    electrolyte: IonicConductor = Field(..., description="ionic conductivity of the electrolyte")
+    separator: IonicConductor | None = Field(None, description="of the separator layer (default: the electrolyte)")
+    collector_layer: IonicConductor | None = Field(None, description="of the collector-side layer (default: the electrolyte)")
+    coating: IonicConductor | None = Field(None, description="of the particle coatings (default: the electrolyte)")
+    damage_feedback: DamageFeedback = Field(default_factory=DamageFeedback, description="cracks block ionic transport")
+    anode: AnodeSpec = Field(default_factory=AnodeSpec, description="the lithium-metal electrode at x = 0")
+    electronic: ElectronicSpec = Field(default_factory=ElectronicSpec, description="electronic potential of the particles")
+    stress_assisted: bool = Field(
+        False, description="add the flux up the hydrostatic-stress gradient, D x (1 - x) Omega / (R T) grad sigma_h"
+    )
+    petsc_options: dict[str, Union[str, int, float, bool, None]] = Field(
+        default_factory=dict, description="PETSc options of the (x, phi_e) Newton solve (merged with the defaults)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.v_min >= self.v_max:
+            raise ValueError(f"v_min ({self.v_min}) must be below v_max ({self.v_max})")
+        if self.min_time_step > self.time_step:
+            raise ValueError(f"min_time_step ({self.min_time_step}) exceeds time_step ({self.time_step})")
+        if self.max_time_step is not None and self.max_time_step < self.time_step:
+            raise ValueError(f"max_time_step ({self.max_time_step}) is below time_step ({self.time_step})")
+        for i, seg in enumerate(self.protocol):
+            if seg.mode in ("discharge", "charge"):
+                cut = seg.cutoff if seg.cutoff is not None else (self.v_min if seg.mode == "discharge" else self.v_max)
+                if seg.mode == "discharge" and cut >= self.v_max or seg.mode == "charge" and cut <= self.v_min:
+                    raise ValueError(f"protocol[{i}]: cutoff {cut} V is outside [v_min, v_max]")
+        return self
+
+
 def _loading_kind(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("type", "prescribed")
@@ -288,7 +839,7 @@ def _loading_kind(value: Any) -> str:
 
 
 Loading = Annotated[
-    Union[Annotated[PrescribedLithiation, Tag("prescribed")]],
+    Union[Annotated[PrescribedLithiation, Tag("prescribed")], Annotated[GalvanostaticLoading, Tag("galvanostatic")]],
     Discriminator(_loading_kind),
 ]
 
@@ -300,17 +851,27 @@ DEFAULT_PETSC_DAMAGE: dict[str, Any] = {}
 class SchemeSpec(Schema):
     """How the coupled displacement/damage problem of a load step is solved."""
 
-    type: Literal["staggered", "anderson", "overrelaxed"] = Field(
-        "anderson",
+    type: Literal["staggered", "accelerated", "anderson"] = Field(
+        "accelerated",
         description=(
-            "staggered: plain alternate minimisation (reference); anderson: alternate minimisation with "
-            "Anderson acceleration of the damage iterates; overrelaxed: over-relaxed alternate minimisation"
+            "staggered: plain alternate minimisation (reference); accelerated: over-relaxed alternate "
+            "minimisation finished by a monolithic Newton method; anderson: alternate minimisation with "
+            "Anderson acceleration of the damage iterates"
         ),
     )
     tolerance: float = Field(1e-4, gt=0, lt=1, description="convergence: max |d_k - d_(k-1)| over the mesh [-]")
-    max_iterations: int = Field(100, ge=1, le=100000, description="iteration cap per load step (the step is cut when hit)")
-    depth: int = Field(5, ge=1, le=50, description="Anderson: number of previous iterates used")
-    relaxation: float = Field(1.5, gt=0, lt=2, description="overrelaxed: factor omega (1 = plain staggered)")
+    max_iterations: int = Field(300, ge=1, le=100000, description="iteration cap per load step (the step is cut when hit)")
+    relaxation: float = Field(1.5, ge=1, lt=2, description="accelerated: over-relaxation factor omega of the damage update")
+    switch_tolerance: float = Field(
+        1e-2, gt=0, lt=1, description="accelerated: switch to Newton once max |d_k - d_(k-1)| is below this [-]"
+    )
+    newton_petsc_options: dict[str, Union[str, int, float, bool, None]] = Field(
+        default_factory=dict, description="accelerated: PETSc options of the monolithic Newton solve"
+    )
+    depth: int = Field(5, ge=1, le=50, description="anderson: number of previous iterates used")
+    reuse_preconditioner: bool = Field(
+        True, description="keep the elasticity preconditioner across the iterations of a step (set up again when it degrades)"
+    )
 
 
 class AdaptiveSpec(Schema):
@@ -386,6 +947,20 @@ class Case(Schema):
     output: Output = Output()
 
     @model_validator(mode="after")
+    def _geometry_materials(self):
+        p, m = self.geometry.particles, self.materials
+        if p.coating > 0 and m.coating is None:
+            raise ValueError(f"geometry.particles.coating = {p.coating:g} m needs materials.coating")
+        if p.active_b_share > 0 and m.active_b is None:
+            raise ValueError(f"geometry.particles.active_b_share = {p.active_b_share} needs materials.active_b")
+        phases = _phases_in_files(self.geometry, self.dimension) if len(self.geometry.size) == self.dimension else set()
+        for phase in ("active_b", "coating"):
+            if phase in phases and getattr(m, phase) is None:
+                what = "geometry.mesh.file" if self.geometry.mesh.file else "geometry.particles.file"
+                raise ValueError(f"{what} has {phase} cells/particles but materials.{phase} is not given")
+        return self
+
+    @model_validator(mode="after")
     def _consistent(self):
         if len(self.geometry.size) != self.dimension:
             raise ValueError(
@@ -446,12 +1021,14 @@ def _format_value(v: Any) -> str:
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
     """Field names allowed at the parent of ``loc`` (for 'unknown key' messages)."""
     cls: Any = model
+    ann: Any = None
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
         fields = getattr(cls, "model_fields", None)
         if not fields or part not in fields:
-            # union members show up in loc as their tag: skip them
+            # union members show up in loc as their tag: take that member (or skip the part)
+            cls = _tagged_model(ann, part) or cls
             continue
         ann = fields[part].annotation
         cls = _first_model(ann)
@@ -459,6 +1036,15 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
             return None
     fields = getattr(cls, "model_fields", None)
     return sorted(fields) if fields else None
+
+
+def _tagged_model(ann: Any, tag: Any):
+    """The member of a tagged union annotation whose Tag is ``tag`` (None if there is none)."""
+    for arg in getattr(ann, "__args__", ()) or ():
+        meta = getattr(arg, "__metadata__", ()) or ()
+        if any(isinstance(m, Tag) and m.tag == tag for m in meta):
+            return _first_model(arg.__origin__)
+    return None
 
 
 def _first_model(ann: Any):
@@ -477,11 +1063,11 @@ def _first_model(ann: Any):
 def format_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
-        loc = tuple(p for p in e["loc"] if p not in ("prescribed",))
+        loc = tuple(p for p in e["loc"] if p not in ("prescribed", "galvanostatic"))
         path = ".".join(str(p) for p in loc) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            allowed = _allowed_keys(Case, loc)
+            allowed = _allowed_keys(Case, tuple(e["loc"]))
             msg = "unknown key" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
         elif e["type"] == "missing":
             lines.append(f"{source}: {path}: required field is missing")
@@ -575,6 +1161,7 @@ def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
     data = read_yaml(path)
     if overrides:
         data = apply_overrides(data, overrides)
+    data = resolve_case_paths(data, Path(path).resolve().parent)
     return validate_case(data, str(path))
 
 

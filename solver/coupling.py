@@ -17,66 +17,16 @@ import numpy as np
 import ufl
 from dolfinx import fem
 from mpi4py import MPI
+from petsc4py import PETSc
 
 from meshes import tags as mtags
 from solver import elasticity as el
 from solver import phasefield as pf
+from solver import schemes
 from solver.config import DEFAULT_PETSC_ELASTICITY
+from solver.schemes import Accelerator, StepResult
 from solver.loading import LoadPath
-from solver.mesh import MeshBundle, phase_of_tags
-
-
-@dataclass
-class StepResult:
-    converged: bool
-    iterations: int = 0
-    elastic_solves: int = 0
-    damage_solves: int = 0
-    linear_iterations: int = 0
-    residual: float = 0.0
-    reason: str = ""
-
-
-class Accelerator:
-    """Post-processing of the alternate-minimisation damage iterates.
-
-    ``update(x, g)`` receives the current iterate x and its image g = G(x) under one
-    displacement + damage sweep (owned DOF values) and returns the next iterate."""
-
-    def __init__(self, kind: str, depth: int = 5, relaxation: float = 1.0, comm: MPI.Comm = MPI.COMM_WORLD):
-        self.kind, self.depth, self.omega, self.comm = kind, depth, relaxation, comm
-        self.reset()
-
-    def reset(self):
-        self.X: list[np.ndarray] = []
-        self.F: list[np.ndarray] = []
-
-    def update(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        f = g - x
-        if self.kind == "staggered":
-            return g
-        if self.kind == "overrelaxed":
-            return x + self.omega * f
-        # Anderson (type II) with depth m, on the fixed-point residual f = G(x) - x
-        self.X.append(x.copy())
-        self.F.append(f.copy())
-        if len(self.F) > self.depth + 1:
-            self.X.pop(0)
-            self.F.pop(0)
-        m = len(self.F) - 1
-        if m == 0:
-            return g
-        dF = np.stack([self.F[i + 1] - self.F[i] for i in range(m)], axis=1)
-        dX = np.stack([self.X[i + 1] - self.X[i] for i in range(m)], axis=1)
-        A = self.comm.allreduce(dF.T @ dF, op=MPI.SUM)
-        b = self.comm.allreduce(dF.T @ f, op=MPI.SUM)
-        reg = 1e-10 * np.trace(A) / max(m, 1) + 1e-300
-        try:
-            gamma = np.linalg.solve(A + reg * np.eye(m), b)
-        except np.linalg.LinAlgError:
-            self.reset()
-            return g
-        return g - (dX + dF) @ gamma
+from solver.mesh import MeshBundle, phase_of_tags, phase_properties
 
 
 class Simulation:
@@ -115,10 +65,7 @@ class Simulation:
             cell_tags.values >= mtags.PARTICLE_BASE, cell_tags.values - mtags.PARTICLE_BASE, -1
         )
         m = case.materials
-        props = {
-            "active": {"E": m.active.E, "nu": m.active.nu, "expansion": m.active.expansion},
-            "electrolyte": {"E": m.electrolyte.E, "nu": m.electrolyte.nu, "expansion": 0.0},
-        }
+        props = phase_properties(m)
         self.mat = el.ElasticFields.from_phases(domain, cell_tags, phase_of_tags, props)
         self.x_li = fem.Constant(domain, 0.0)  # lithium fraction (uniform, prescribed)
         self.x_ref = fem.Constant(domain, 0.0)
@@ -129,6 +76,11 @@ class Simulation:
         self.eps_e = eps_e
         lm, mu = self.mat.lmbda, self.mat.mu
         self.dx = ufl.Measure("dx", domain=domain, subdomain_data=cell_tags)
+        # Quadrature: exact for the polynomial parts with P1/P2 fields (energy of a P1 strain
+        # times a quadratic degradation); the split/driving-force expressions are not
+        # polynomials and UFL's own estimate would be needlessly high.
+        qdeg = 2 * order
+        self.dxq = ufl.Measure("dx", domain=domain, subdomain_data=cell_tags, metadata={"quadrature_degree": qdeg})
         self.ds = ufl.Measure("ds", domain=domain, subdomain_data=facet_tags)
 
         # ---------------------------------------------------------------- damage
@@ -153,8 +105,12 @@ class Simulation:
                 H = ufl.max_value(H, self.H_hist)
             fixed = self._fixed_damage_dofs(D, cell_tags)
             self.damage = pf.DamageProblem(self.d, self.d_prev if fr.irreversibility == "bounds" else self._zero(D),
-                                           H, self.Gc, self.ell, self.chi, self.settings, fixed, fr.petsc_options)
-            self.accel = Accelerator(fr.scheme.type, fr.scheme.depth, fr.scheme.relaxation, self.comm)
+                                           H, self.Gc, self.ell, self.chi, self.settings, fixed, fr.petsc_options,
+                                           dx=self.dxq)
+            kind = {"staggered": "staggered", "accelerated": "overrelaxed", "anderson": "anderson"}[fr.scheme.type]
+            self.accel = Accelerator(kind, fr.scheme.depth, fr.scheme.relaxation, self.comm)
+            self._damage_H = H
+            self._fixed_damage = fixed
             linear = fr.split == "none"
         else:
             self.d = None
@@ -168,7 +124,11 @@ class Simulation:
         bcs, pressures = el.boundary_conditions(V, facet_tags, side_tags, sides)
         opts = dict(DEFAULT_PETSC_ELASTICITY)
         opts.update(case.mechanics.petsc_options)
-        self.elastic = el.ElasticityProblem(self.u, energy * ufl.dx, bcs, pressures, self.ds, linear, opts)
+        self.elastic = el.ElasticityProblem(self.u, energy * self.dxq, bcs, pressures, self.ds, linear, opts)
+        self.newton = None
+        if self.fracture and fr.scheme.type == "accelerated":
+            self.elastic.set_inexact(True)
+            self.newton = self._monolithic_newton(energy, bcs, pressures)
 
         # ---------------------------------------------------------------- derived outputs
         eps_v = ufl.variable(eps_e)
@@ -189,11 +149,11 @@ class Simulation:
 
         # scalar forms
         self.volume = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * self.dx)), op=MPI.SUM)
-        self._f_elastic = fem.form(psi * ufl.dx)
+        self._f_elastic = fem.form(psi * self.dxq)
         self._f_trace = fem.form(ufl.tr(el.strain3(self.u, gdim)) * ufl.dx)
         if self.fracture:
-            self._f_fracture = fem.form(pf.fracture_density(self.d, self.Gc, self.ell, self.chi, fr.model) * ufl.dx)
-            self._f_crack = fem.form(pf.crack_density(self.d, self.ell, self.chi, fr.model) * ufl.dx)
+            self._f_fracture = fem.form(pf.fracture_density(self.d, self.Gc, self.ell, self.chi, fr.model) * self.dxq)
+            self._f_crack = fem.form(pf.crack_density(self.d, self.ell, self.chi, fr.model) * self.dxq)
             damaged = ufl.conditional(ufl.ge(self.d, 0.9), 1.0, 0.0)
             self._f_damaged = fem.form(self.chi * damaged * ufl.dx(metadata={"quadrature_degree": 4}))
             self.damageable_volume = self.comm.allreduce(fem.assemble_scalar(fem.form(self.chi * ufl.dx)), op=MPI.SUM)
@@ -272,43 +232,30 @@ class Simulation:
                 np.maximum(self.H_hist.x.array, Hn.x.array, out=self.H_hist.x.array)
         self.u_saved.x.array[:] = self.u.x.array
 
+    def _monolithic_newton(self, energy, bcs, pressures) -> schemes.MonolithicNewton:
+        fr = self.case.fracture
+        V, D = self.u.function_space, self.d.function_space
+        F_u = ufl.derivative(energy * self.dxq, self.u, ufl.TestFunction(V))
+        n = ufl.FacetNormal(self.domain)
+        for tag, p in pressures:
+            F_u += p * ufl.inner(n, ufl.TestFunction(V)) * self.ds(tag)
+        damage_energy = (self.chi * pf.degradation(self.d, fr.residual_stiffness) * self._damage_H
+                         + pf.fracture_density(self.d, self.Gc, self.ell, self.chi, fr.model)) * self.dxq
+        F_d = ufl.derivative(damage_energy, self.d, ufl.TestFunction(D))
+        bc_d = fem.dirichletbc(PETSc.ScalarType(0), self._fixed_damage, D)
+        lower = self.d_prev if fr.irreversibility == "bounds" else self._zero(D)
+        return schemes.MonolithicNewton(self.u, self.d, F_u, F_d, list(bcs) + [bc_d], lower,
+                                        self.damage.upper, fr.scheme.newton_petsc_options)
+
     def solve_step(self) -> StepResult:
         e0, l0 = self.elastic.solves, self.elastic.linear_iterations
         if not self.fracture:
             ok, _ = self.elastic.solve()
-            return StepResult(ok, 1, self.elastic.solves - e0, 0, self.elastic.linear_iterations - l0,
+            return StepResult(ok, 1, self.elastic.solves - e0, 0, 0, self.elastic.linear_iterations - l0,
                               reason="" if ok else "elasticity did not converge")
         sch = self.case.fracture.scheme
-        d0 = self.damage.solves
-        n_owned = self.d.function_space.dofmap.index_map.size_local
-        self.accel.reset()
-        lower = self.d_prev.x.array[:n_owned]
-        upper = np.ones(n_owned)
-        upper[self.damage.fixed_dofs[self.damage.fixed_dofs < n_owned]] = 0.0
-        err = math.inf
-        for k in range(1, sch.max_iterations + 1):
-            ok_u, _ = self.elastic.solve()
-            if not ok_u:
-                return self._result(False, k, e0, d0, l0, err, "elasticity did not converge")
-            x = self.d.x.array[:n_owned].copy()
-            ok_d, _ = self.damage.solve()
-            if not ok_d:
-                return self._result(False, k, e0, d0, l0, err, "damage solver did not converge")
-            g = self.d.x.array[:n_owned]
-            err = self.comm.allreduce(float(np.max(np.abs(g - x))) if n_owned else 0.0, op=MPI.MAX)
-            if self.monitor is not None:
-                self.monitor(k, err)
-            if err < sch.tolerance:
-                return self._result(True, k, e0, d0, l0, err)
-            nxt = self.accel.update(x, g.copy())
-            np.clip(nxt, lower, upper, out=nxt)
-            self.d.x.array[:n_owned] = nxt
-            self.d.x.scatter_forward()
-        return self._result(False, sch.max_iterations, e0, d0, l0, err, "iteration cap reached")
-
-    def _result(self, ok, k, e0, d0, l0, err, reason=""):
-        return StepResult(ok, k, self.elastic.solves - e0, self.damage.solves - d0,
-                          self.elastic.linear_iterations - l0, err, reason)
+        return schemes.alternate_minimisation(
+            self, sch, self.accel, self.newton, sch.switch_tolerance if self.newton is not None else 0.0)
 
     # ------------------------------------------------------------------ measures and outputs
     def update_outputs(self) -> None:
@@ -365,17 +312,16 @@ class Simulation:
 
 def _interface_band_cells(domain, cell_tags, info: dict, width: float) -> np.ndarray:
     """Electrolyte cells whose midpoint lies within ``width`` of a particle surface."""
-    from meshes.packing import Particle, particle_surface_distance
+    from meshes.geometry import Particle, particle_surface_distance
 
     se = cell_tags.indices[cell_tags.values == mtags.ELECTROLYTE]
     if len(se) == 0:
         return se
     mid = cell_midpoints(domain, se)
-    parts = [Particle(p["id"], tuple(p["center"]), p["radius"], p["shape"], p["sides"], p["angle"])
-             for p in info["packing"]["particles"]]
+    parts = [Particle.from_dict(p) for p in info["packing"]["particles"]]
     dist = np.full(len(se), np.inf)
     for p in parts:
-        dist = np.minimum(dist, particle_surface_distance(p, mid[:, :2]))
+        dist = np.minimum(dist, particle_surface_distance(p, mid[:, : domain.geometry.dim]))
     return se[dist <= width].astype(np.int32)
 
 
@@ -414,8 +360,10 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
     total = path.length
     step = 0
     accepted = rejected = 0
-    counters = {"elastic_solves": 0, "damage_solves": 0, "iterations": 0, "linear_iterations": 0}
+    counters = {"elastic_solves": 0, "damage_solves": 0, "newton_iterations": 0, "iterations": 0,
+                "linear_iterations": 0}
     last_crack = 0.0
+    rejected_growth = None  # crack growth of the last step rejected as too brutal
     t_start = time.perf_counter()
     sim.set_load(path.x(0.0), path.x_ref)
     while s < total - 1e-12:
@@ -423,31 +371,34 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
             raise RuntimeError(f"more than {max_steps} steps: the step size collapsed")
         # never step over a turning point of the path
         s_next = min(s + h, path.next_turn(s), total)
+        smallest = (s_next - s) <= h_min * 1.0001
         sim.save_state()
         sim.set_load(path.x(s_next), path.x_ref)
         res = sim.solve_step()
         for k in counters:
             counters[k] += getattr(res, k)
         step += 1
-        ok = res.converged
         meas = None
+        ok = res.converged
+        if not ok and (smallest or not adaptive):
+            raise StepFailure(f"load step to {s_next:.6g} failed at the smallest step: {res.reason}")
         if ok:
             sim.update_outputs()
             meas = sim.measures()
-            if adaptive and (meas["crack_length"] - last_crack) > max_growth and (s_next - s) > h_min * 1.0001:
-                ok = False
-                res.reason = f"crack grew by {meas['crack_length'] - last_crack:.3g} um (> {max_growth:.3g})"
-        if not ok and (not adaptive or (s_next - s) <= h_min * 1.0001):
-            if not res.converged:
-                if not adaptive or (s_next - s) <= h_min * 1.0001:
-                    raise StepFailure(f"load step to {s_next:.6g} failed at the smallest step: {res.reason}")
-            ok = True  # brutal growth at the smallest step: accept it
+            growth = meas["crack_length"] - last_crack if sim.fracture else 0.0
+            if adaptive and growth > max_growth and not smallest:
+                if rejected_growth is not None and growth >= 0.5 * rejected_growth:
+                    # the jump did not shrink with the step: an unstable crack growth, a
+                    # property of the solution and not of the step size
+                    res.reason = f"unstable crack growth of {growth:.3g} um accepted"
+                else:
+                    ok = False
+                    rejected_growth = growth
+                    res.reason = f"crack grew by {growth:.3g} um (> {max_growth:.3g})"
         if ok:
             sim.accept()
             accepted += 1
-            if meas is None:
-                sim.update_outputs()
-                meas = sim.measures()
+            rejected_growth = None
             meas["wall"] = time.perf_counter() - t_start
             on_step(StepRecord(step, True, s_next, res, meas))
             if sim.fracture:
@@ -457,6 +408,8 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
                 h = min(h * ad.growth_factor, h_max)
             if progress is not None:
                 progress.update(s, _progress_info(meas, res))
+                if res.reason:
+                    progress.message(f"load {s:.4f}: {res.reason}")
         else:
             rejected += 1
             sim.restore_state()

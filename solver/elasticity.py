@@ -228,9 +228,26 @@ class ElasticityProblem:
             self.problem.A.setNearNullSpace(rigid_body_modes(V))
         self.linear_iterations = 0
         self.solves = 0
+        self.linear = opts["snes_type"] == "ksponly"
+        self.inexact = False
+        self._max_it = int(opts.get("snes_max_it", 30))
+
+    def set_inexact(self, inexact: bool) -> None:
+        """Inexact mode: at most one Newton step per solve (for schemes that iterate
+        anyway); a no-op for linear problems."""
+        if self.linear:
+            return
+        self.inexact = inexact
+        self.snes.setTolerances(max_it=1 if inexact else self._max_it)
+
+    def reuse_preconditioner(self, reuse: bool) -> None:
+        """Keep the preconditioner of an earlier solve (the operator changes little
+        between the iterations of a coupled scheme; AMG set-up is the costly part)."""
+        self.snes.getKSP().getPC().setReusePreconditioner(reuse)
 
     def solve(self) -> tuple[bool, int]:
-        """Solve; returns (converged, linear iterations of this solve)."""
+        """Solve; returns (converged, linear iterations of this solve). Each Newton
+        iteration counts as one elasticity solve."""
         self.problem.solve()
         reason = self.snes.getConvergedReason()
         its = self.snes.getLinearSolveIterations()

@@ -1,12 +1,14 @@
-"""Microstructure -> distributed DOLFINx mesh with cell and facet tags.
+"""Microstructure -> distributed DOLFINx mesh with cell and facet tags (2D and 3D).
 
-Gmsh runs on rank 0 only; ``dolfinx.io.gmsh.model_to_mesh`` distributes the mesh.
-The mesh files (``mesh.msh`` and ``mesh.json``) are written by rank 0.
+The particles come from the packing (:mod:`meshes.packing`), from a particle list file, or
+the whole mesh from an existing ``.msh`` file. Gmsh runs on rank 0 only;
+``dolfinx.io.gmsh.model_to_mesh`` distributes the mesh. The mesh files (``mesh.msh`` and
+``mesh.json``: particle list, fractions and interface measures measured on the mesh,
+mesh statistics, tags) are written by rank 0.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +17,10 @@ import numpy as np
 from mpi4py import MPI
 
 from meshes import tags
-from meshes.builder import MeshSizes, build_2d, mesh_statistics
-from meshes.packing import Packing, PackingError, pack_2d
+from meshes.builder import MeshSizes, build, mesh_report, mesh_statistics
+from meshes.io import read_particles, write_json
+from meshes.packing import DEFAULT_ASPECT, Packing, PackingError, PackingSpec, pack as pack_particles
+from meshes.packing import packing_from_particles
 
 
 @dataclass
@@ -31,36 +35,62 @@ class MeshBundle:
         return self.mesh.geometry.dim
 
 
-def pack(case_internal) -> Packing:
-    """Pack the particles of a case (internal units). Pure numpy: safe on every rank."""
+def packing_spec(case_internal) -> PackingSpec:
+    """The packing problem of a case (internal units)."""
     g = case_internal.geometry
     p = g.particles
-    if case_internal.dimension != 2:
-        raise NotImplementedError("3D microstructures are not available yet")
-    return pack_2d(
-        tuple(g.size),
-        shape=p.shape,
-        radius=p.radius,
-        volume_fraction=p.volume_fraction,
-        min_gap=p.min_gap,
-        boundary_gap=p.boundary_gap,
-        sides=p.sides,
-        orientation=p.orientation,
-        seed=p.seed,
-        max_attempts=p.max_attempts,
+    d = p.size_distribution
+    dim = case_internal.dimension
+    orientation = p.orientation if not isinstance(p.orientation, list) else tuple(p.orientation)
+    return PackingSpec(
+        box=tuple(g.size), volume_fraction=p.volume_fraction, shape=p.shape, radius=p.radius, sides=p.sides,
+        irregularity=p.irregularity, corner_radius=p.corner_radius,
+        aspect=tuple(p.aspect) if p.aspect is not None else DEFAULT_ASPECT[dim], polyhedron=p.polyhedron,
+        vertices=p.vertices, distribution=None if d is None else d.type, std=0.0 if d is None or d.std is None else d.std,
+        r_min=None if d is None else d.min, r_max=None if d is None else d.max,
+        radii=tuple(d.radii) if d is not None and d.radii else (), orientation=orientation, min_gap=p.min_gap,
+        boundary_gap=p.boundary_gap, overlap=p.overlap, coating=p.coating, periodic=p.periodic,
+        separator=g.separator_thickness, collector_layer=g.collector_layer_thickness,
+        active_b_share=p.active_b_share, seed=p.seed, max_iterations=p.max_attempts,
     )
+
+
+def pack(case_internal) -> Packing:
+    """The particles of a case (internal units): packed, or read from the particle list.
+    Pure numpy: safe on every rank. For an imported mesh, the particle list is empty."""
+    g = case_internal.geometry
+    spec = packing_spec(case_internal)
+    if g.mesh.file is not None:
+        lo, hi = spec.region
+        return Packing([], tuple(g.size), 0.0, 0.0, 1.0, 0, 0, (tuple(lo), tuple(hi)), spec.periodic_axes,
+                       extra={"method": "mesh file", "file": g.mesh.file})
+    if g.particles.file is not None:
+        # lengths of the file are metres; 1e6 converts them like solver.units does
+        defaults = particle_defaults(case_internal)
+        return packing_from_particles(read_particles(g.particles.file, spec.dim, defaults, scale=1e6), spec)
+    return pack_particles(spec)
+
+
+def particle_defaults(case) -> dict:
+    """Shape fields of a case for the particles of a file that does not give them (lengths
+    in the units of ``case``)."""
+    p = case.geometry.particles
+    return {"shape": p.shape, "sides": p.sides, "aspect": p.aspect or DEFAULT_ASPECT[case.dimension],
+            "polyhedron": p.polyhedron if p.polyhedron != "random" else "cube",
+            "corner_radius": p.corner_radius, "coating": p.coating}
 
 
 def build_mesh(case_internal, comm: MPI.Comm, out_dir: Path | None = None, packing: Packing | None = None,
                verbose: bool = False) -> MeshBundle:
-    """Pack, build the Gmsh model on rank 0 and distribute the mesh."""
+    """Pack (or read), build the Gmsh model on rank 0 and distribute the mesh."""
     import gmsh
 
     import solver  # noqa: F401  (DOLFINx wheel import order)
     from dolfinx.io import gmsh as gmshio
 
     g = case_internal.geometry
-    sizes = MeshSizes(g.mesh.size, g.mesh.interface_size, g.mesh.transition, g.mesh.order)
+    dim = case_internal.dimension
+    sizes = MeshSizes(g.mesh.size, g.mesh.interface_size, g.mesh.transition, g.mesh.order, g.mesh.corner_size)
     info: dict = {}
     t0 = time.perf_counter()
     model = None
@@ -69,21 +99,35 @@ def build_mesh(case_internal, comm: MPI.Comm, out_dir: Path | None = None, packi
         try:
             if packing is None:
                 packing = pack(case_internal)
+            t_pack = time.perf_counter() - t0
             if not gmsh.isInitialized():
                 gmsh.initialize(interruptible=False)
             gmsh.option.setNumber("General.Terminal", 1 if verbose else 0)
-            gmsh.model.add(case_internal.name)
-            build_2d(gmsh, packing, sizes)
+            gmsh.option.setNumber("General.NumThreads", 1)
+            if g.mesh.file is not None:
+                gmsh.open(g.mesh.file)
+                facts = {"file": g.mesh.file}
+                if g.mesh.order > 1:
+                    gmsh.model.mesh.setOrder(g.mesh.order)
+            else:
+                gmsh.model.add(case_internal.name)
+                facts = build(gmsh, packing, sizes)
+            report = mesh_report(gmsh, dim)
             info = {
-                "dimension": case_internal.dimension,
+                "dimension": dim,
                 "units": "um",
                 "packing": packing.to_dict(),
-                "mesh": mesh_statistics(gmsh, case_internal.dimension),
-                "tags": {
-                    "cells": {"electrolyte": tags.ELECTROLYTE, "particle_i": f"{tags.PARTICLE_BASE} + i"},
-                    "facets": {**tags.SIDES, "interface_i": f"{tags.PARTICLE_BASE} + i"},
-                },
+                "mesh": mesh_statistics(gmsh, dim),
+                "fractions": {**report["phase_fractions"],
+                              "active_of_composite": report["am_fraction_of_composite"]},
+                "interfaces": report["interfaces"],
+                "measures": report["measures"],
+                "groups": facts.get("groups", {}),
+                "tags": tags.convention(),
+                "time_pack_s": t_pack,
             }
+            if g.mesh.file is not None:
+                info["packing"]["fraction"] = report["am_fraction_of_composite"]
             model = gmsh.model
         except PackingError as exc:
             error = ("packing", str(exc), exc.reached)
@@ -97,7 +141,7 @@ def build_mesh(case_internal, comm: MPI.Comm, out_dir: Path | None = None, packi
             raise PackingError(error[1], error[2])
         raise RuntimeError(f"mesh generation failed: {error[1]}")
     t_gmsh = time.perf_counter() - t0
-    data = gmshio.model_to_mesh(model, comm, 0, gdim=case_internal.dimension)
+    data = gmshio.model_to_mesh(model, comm, 0, gdim=dim)
     if comm.rank == 0:
         if out_dir is not None:
             gmsh.write(str(Path(out_dir) / "mesh.msh"))
@@ -112,7 +156,7 @@ def build_mesh(case_internal, comm: MPI.Comm, out_dir: Path | None = None, packi
     info["mesh"]["vertices_global"] = int(domain.topology.index_map(0).size_global)
     info["mesh"]["h_min"], info["mesh"]["h_max"] = _cell_sizes(domain, comm)
     if out_dir is not None and comm.rank == 0:
-        (Path(out_dir) / "mesh.json").write_text(json.dumps(info, indent=1))
+        write_json(Path(out_dir) / "mesh.json", info)
     return MeshBundle(domain, data.cell_tags, data.facet_tags, info)
 
 
@@ -152,7 +196,41 @@ def _cell_sizes(domain, comm) -> tuple[float, float]:
     return hmin, hmax
 
 
+#: phase names of cell tags (meshes/tags.py)
+PHASES = ("electrolyte", "separator", "collector_layer", "coating", "active", "active_b")
+
+
 def phase_of_tags(values: np.ndarray) -> np.ndarray:
-    """Phase name of each cell tag value ('active' or 'electrolyte')."""
+    """Phase name of each cell tag value: electrolyte (1), separator (2), collector_layer
+    (3), coating (4), active (1000 + i) or active_b (1000000 + i); see meshes/tags.py."""
     values = np.asarray(values)
-    return np.where(values >= tags.PARTICLE_BASE, "active", "electrolyte")
+    out = np.full(values.shape, "electrolyte", dtype=object)
+    for name, tag in tags.PHASE_CELLS.items():
+        out[values == tag] = name
+    out[values >= tags.PARTICLE_BASE] = "active"
+    out[values >= tags.PARTICLE_B_BASE] = "active_b"
+    unknown = (values < tags.PARTICLE_BASE) & ~np.isin(values, list(tags.PHASE_CELLS.values()))
+    if np.any(unknown):
+        raise ValueError(f"cell tags {sorted(set(values[unknown].tolist()))} are not in the ssbfrac convention "
+                         f"(meshes/tags.py)")
+    return out.astype(str)
+
+
+def phase_properties(materials) -> dict[str, dict]:
+    """Elastic properties {"E", "nu", "expansion"} of every phase of a case (internal units):
+    the separator and the collector-side layer default to the electrolyte; coating and
+    active_b are present when the case gives them."""
+    def props(m, expansion=0.0):
+        return {"E": m.E, "nu": m.nu, "expansion": expansion}
+
+    out = {
+        "electrolyte": props(materials.electrolyte),
+        "separator": props(materials.separator or materials.electrolyte),
+        "collector_layer": props(materials.collector_layer or materials.electrolyte),
+        "active": props(materials.active, materials.active.expansion),
+    }
+    if materials.coating is not None:
+        out["coating"] = props(materials.coating)
+    if materials.active_b is not None:
+        out["active_b"] = props(materials.active_b, materials.active_b.expansion)
+    return out

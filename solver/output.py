@@ -39,6 +39,7 @@ HISTORY_UNITS = {
     "iterations": "- (alternate-minimisation iterations of the step)",
     "elastic_solves": "- (linear elasticity solves in the step)",
     "damage_solves": "-",
+    "newton_iterations": "- (monolithic Newton iterations of the step, accelerated scheme)",
     "linear_iterations": "- (Krylov iterations of the step)",
     "wall": "s (since the start of the solve)",
 }

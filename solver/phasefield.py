@@ -129,17 +129,21 @@ class DamageProblem:
         H: crack driving force (UFL expression of the displacement).
         Gc, ell, chi: DG0 fields (toughness, length, damageable indicator).
         fixed_dofs: damage DOFs that must stay 0 (interior of non-damageable phases).
+        dx: integration measure (default ``ufl.dx``; the coupled problem passes one with
+            a fixed quadrature degree: the driving forces are not polynomials and UFL
+            would otherwise pick a needlessly high degree).
     """
 
     def __init__(self, d: fem.Function, lower: fem.Function, H, Gc, ell, chi, settings: DamageSettings,
-                 fixed_dofs: np.ndarray, petsc_options: dict, prefix: str = "ssbfrac_damage_"):
+                 fixed_dofs: np.ndarray, petsc_options: dict, prefix: str = "ssbfrac_damage_", dx=None):
         from dolfinx.fem.petsc import NonlinearProblem
 
         self.d = d
         self.lower = lower
         D = d.function_space
+        dx = dx if dx is not None else ufl.dx
         energy = (chi * degradation(d, settings.residual_stiffness) * H
-                  + fracture_density(d, Gc, ell, chi, settings.model)) * ufl.dx
+                  + fracture_density(d, Gc, ell, chi, settings.model)) * dx
         F = ufl.derivative(energy, d, ufl.TestFunction(D))
         J = ufl.derivative(F, d, ufl.TrialFunction(D))
         bc = fem.dirichletbc(PETSc.ScalarType(0), fixed_dofs, D)

@@ -53,10 +53,12 @@ def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
 
 
 def run_state(path: Path) -> str:
-    """'missing', 'empty', 'complete', 'failed' or 'incomplete' (running or killed)."""
+    """'missing', 'not-a-directory', 'empty', 'complete', 'failed' or 'incomplete' (running or killed)."""
     path = Path(path)
     if not path.exists():
         return "missing"
+    if not path.is_dir():
+        return "not-a-directory"
     if not any(path.iterdir()):
         return "empty"
     if (path / COMPLETION_MARKER).exists():
@@ -149,7 +151,7 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
     if sim.fracture:
         columns += ["fracture_energy", "crack_length", "crack_length_sharp", "damaged_fraction",
                     "crack_segments", "d_max"]
-    columns += ["iterations", "elastic_solves", "damage_solves", "linear_iterations", "wall"]
+    columns += ["iterations", "elastic_solves", "damage_solves", "newton_iterations", "linear_iterations", "wall"]
     history = History(out / "history.csv", comm, columns)
     writer = FieldWriter(out / "fields.xdmf", bundle.mesh, sim.field_functions())
     every = case.output.fields_every
@@ -161,7 +163,8 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
     sim.update_outputs()
     first = sim.measures()
     history.add({"step": 0, "accepted": 1, "time": 0.0, "load": 0.0, **first, "iterations": 0,
-                 "elastic_solves": 0, "damage_solves": 0, "linear_iterations": 0, "wall": 0.0})
+                 "elastic_solves": 0, "damage_solves": 0, "newton_iterations": 0, "linear_iterations": 0,
+                 "wall": 0.0})
     t0 = time.perf_counter()
     writer.write(0.0)
     t_io[0] += time.perf_counter() - t0
@@ -170,7 +173,8 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
     def on_step(rec):
         row = {"step": rec.step, "accepted": int(rec.accepted), "time": path.time(rec.load), "load": rec.load,
                "iterations": rec.result.iterations, "elastic_solves": rec.result.elastic_solves,
-               "damage_solves": rec.result.damage_solves, "linear_iterations": rec.result.linear_iterations}
+               "damage_solves": rec.result.damage_solves, "newton_iterations": rec.result.newton_iterations,
+               "linear_iterations": rec.result.linear_iterations}
         row.update(rec.measures)
         history.add(row)
         if rec.accepted:
@@ -191,6 +195,10 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
     history.close()
     progress.close()
     timings["total"] = time.perf_counter() - t_all
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # MB (Linux reports kB)
+    peak = comm.gather(rss, root=0)
 
     summary = {
         "status": "complete",
@@ -205,6 +213,7 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
         "counters": counters,
         "timings_s": timings,
         "wall_time_s": timings["total"],
+        "peak_memory_mb_per_rank": peak if comm.rank == 0 else None,
         "field_outputs": n_written[0],
         "final": {k: last.get(k) for k in columns if k not in ("step", "accepted")},
         "history_units": {k: HISTORY_UNITS.get(k, "") for k in columns},

@@ -16,7 +16,11 @@ diffusivity        um^2/s       1e12 um^2/s
 conductivity       S/um         1e-6 S/um
 current density    A/um^2       1e-12 A/um^2
 concentration      mol/um^3     1e-18 mol/um^3
+area resistance    Ohm*um^2     1e12 Ohm*um^2
 =================  ===========  =========================================
+
+Current is in A and potential in V (so conductivity S/um = A/(V um), and a 2D current is
+in A per um of thickness); temperature in K.
 
 Every case field that carries a unit declares it (``Field(..., json_schema_extra=
 {"unit": "m"})``, see :func:`quantity` in :mod:`solver.config`); :func:`to_internal`
@@ -44,6 +48,7 @@ SCALE: dict[str, float] = {
     "m^3/mol": 1e18,
     "V": 1.0,
     "K": 1.0,
+    "Ohm*m^2": 1e12,
     "1": 1.0,
 }
 
@@ -61,6 +66,7 @@ INTERNAL_NAME: dict[str, str] = {
     "m^3/mol": "um^3/mol",
     "V": "V",
     "K": "K",
+    "Ohm*m^2": "Ohm*um^2",
     "1": "-",
 }
 
@@ -68,6 +74,7 @@ INTERNAL_NAME: dict[str, str] = {
 GPA_TO_PA = 1e9
 UM_TO_M = 1e-6
 ENERGY_2D_TO_J_PER_M = 1e-9 / 1e-6  # GPa*um^3 per um thickness -> J/m
+GPA_UM3_TO_J = 1e-9  # GPa*um^3 -> J (e.g. partial molar volume um^3/mol times stress GPa -> J/mol)
 
 
 def _convert(value, factor: float):

@@ -46,7 +46,7 @@ BAD = [
     ("mechanics.boundary", "{left: free, right: free}", "(top level)", "nothing holds the x direction"),
     ("loading.path", "[0.0, 1.5]", "loading.path", "path[1] = 1.5"),
     ("loading.steps", "0", "loading.steps", "greater than or equal to 1"),
-    ("loading.type", "galvanostatic", "loading", "does not match"),
+    ("loading.type", "sinusoidal", "loading", "does not match"),
     ("dimension", "4", "dimension", "2 or 3"),
     ("name", "'has spaces'", "name", "pattern"),
     ("fracture.model", "AT3", "fracture.model", "AT1"),

@@ -1,0 +1,211 @@
+"""Solution schemes for the coupled displacement/damage problem of one load step.
+
+* ``staggered``: plain alternate minimisation (AM): solve u at fixed d, then d at fixed
+  u (bound-constrained), until the damage changes by less than ``tolerance``. Robust,
+  slow when a crack propagates. Kept as the reference.
+* ``accelerated`` (default): over-relaxed AM (Farrell & Maurini, IJNME 109, 2017) whose
+  elasticity solves are inexact (one Newton step, enough as the iteration converges),
+  composed with a monolithic Newton method on (u, d) with the damage bounds (PETSc
+  SNES vinewtonrsls, MUMPS): once the AM increment falls below ``switch_tolerance``
+  Newton finishes the step in a few iterations. A failed Newton attempt is discarded
+  and AM continues (with a tighter switch).
+* ``anderson``: AM with Anderson acceleration of the damage iterates (Storvik et al.,
+  CMAME 381, 2021), projected on the bounds.
+
+Every scheme returns a :class:`StepResult` with the work done (elasticity and damage
+solves, Newton iterations, Krylov iterations).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from mpi4py import MPI
+from petsc4py import PETSc
+
+
+@dataclass
+class StepResult:
+    converged: bool
+    iterations: int = 0
+    elastic_solves: int = 0
+    damage_solves: int = 0
+    newton_iterations: int = 0
+    linear_iterations: int = 0
+    residual: float = 0.0
+    reason: str = ""
+
+
+class Accelerator:
+    """Post-processing of the AM damage iterates: ``update(x, g)`` receives the
+    iterate x and its image g = G(x) under one u + d sweep (owned values) and returns
+    the next iterate (before projection on the bounds)."""
+
+    def __init__(self, kind: str, depth: int = 5, relaxation: float = 1.0, comm: MPI.Comm = MPI.COMM_WORLD):
+        self.kind, self.depth, self.omega, self.comm = kind, depth, relaxation, comm
+        self.reset()
+
+    def reset(self):
+        self.X: list[np.ndarray] = []
+        self.F: list[np.ndarray] = []
+
+    def update(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        f = g - x
+        if self.kind in ("staggered", "none"):
+            return g
+        if self.kind == "overrelaxed":
+            return x + self.omega * f
+        # Anderson type II, depth m, on the fixed-point residual f = G(x) - x
+        self.X.append(x.copy())
+        self.F.append(f.copy())
+        if len(self.F) > self.depth + 1:
+            self.X.pop(0)
+            self.F.pop(0)
+        m = len(self.F) - 1
+        if m == 0:
+            return g
+        dF = np.stack([self.F[i + 1] - self.F[i] for i in range(m)], axis=1)
+        dX = np.stack([self.X[i + 1] - self.X[i] for i in range(m)], axis=1)
+        A = self.comm.allreduce(dF.T @ dF, op=MPI.SUM)
+        b = self.comm.allreduce(dF.T @ f, op=MPI.SUM)
+        reg = 1e-10 * np.trace(A) / max(m, 1) + 1e-300
+        try:
+            gamma = np.linalg.solve(A + reg * np.eye(m), b)
+        except np.linalg.LinAlgError:
+            self.reset()
+            return g
+        return g - (dX + dF) @ gamma
+
+
+class MonolithicNewton:
+    """Newton's method on the coupled residual [F_u, F_d] with lower <= d <= upper.
+
+    Args:
+        u, d: the unknowns; F_u, F_d: their residual forms; bcs: Dirichlet conditions
+        of both fields; lower, upper: functions with the damage bounds.
+    """
+
+    def __init__(self, u, d, F_u, F_d, bcs, lower: fem.Function, upper: fem.Function, options: dict,
+                 prefix: str = "ssbfrac_newton_"):
+        import dolfinx.fem.petsc as fpetsc
+
+        from solver.elasticity import set_petsc_options
+
+        V, D = u.function_space, d.function_space
+        J = [[ufl.derivative(F_u, u, ufl.TrialFunction(V)), ufl.derivative(F_u, d, ufl.TrialFunction(D))],
+             [ufl.derivative(F_d, u, ufl.TrialFunction(V)), ufl.derivative(F_d, d, ufl.TrialFunction(D))]]
+        self.problem = fpetsc.NonlinearProblem([F_u, F_d], [u, d], J=J, bcs=bcs, kind="mpi",
+                                               petsc_options_prefix=prefix)
+        self.snes = self.problem.solver
+        opts = {
+            "snes_type": "vinewtonrsls",
+            "snes_linesearch_type": "basic",
+            "snes_max_it": 8,
+            "snes_rtol": 1e-8,
+            "snes_atol": 1e-9,
+            "snes_stol": 0.0,
+            "ksp_type": "preonly",
+            "pc_type": "lu",
+            "pc_factor_mat_solver_type": "mumps",
+        }
+        opts.update(options)
+        set_petsc_options(self.snes, prefix, opts)
+        self._fpetsc = fpetsc
+        self.u, self.d = u, d
+        self.lower, self.upper = lower, upper
+        self.lb = fpetsc.create_vector([V, D], kind="mpi")
+        self.ub = self.lb.duplicate()
+        self._ulo, self._uhi = fem.Function(V), fem.Function(V)
+        self._ulo.x.array[:] = -PETSc.INFINITY
+        self._uhi.x.array[:] = PETSc.INFINITY
+
+    def solve(self) -> tuple[bool, int, int]:
+        """Returns (converged, Newton iterations, Krylov iterations)."""
+        self._fpetsc.assign([self._ulo, self.lower], self.lb)
+        self._fpetsc.assign([self._uhi, self.upper], self.ub)
+        self.snes.setVariableBounds(self.lb, self.ub)
+        self.problem.solve()
+        reason = self.snes.getConvergedReason()
+        self.u.x.scatter_forward()
+        self.d.x.scatter_forward()
+        return reason > 0, self.snes.getIterationNumber(), self.snes.getLinearSolveIterations()
+
+
+def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: MonolithicNewton | None = None,
+                           switch_tolerance: float = 0.0) -> StepResult:
+    """Alternate minimisation for the current load, optionally finished by Newton.
+
+    ``sim`` provides ``elastic`` and ``damage`` sub-problems, ``d``, ``u``, ``d_prev``,
+    the owned damage DOF count and the fixed damage DOFs."""
+    comm = sim.comm
+    d = sim.d
+    n = d.function_space.dofmap.index_map.size_local
+    lower = sim.d_prev.x.array[:n]
+    upper = np.ones(n)
+    fixed = sim.damage.fixed_dofs
+    upper[fixed[fixed < n]] = 0.0
+    res = StepResult(False)
+    el0, l0 = sim.elastic.solves, sim.elastic.linear_iterations
+    dm0, dl0 = sim.damage.solves, sim.damage.linear_iterations
+    accelerator.reset()
+    err = math.inf
+    switch = switch_tolerance
+    newton_failures = 0
+    reuse = getattr(spec, "reuse_preconditioner", False)
+    fresh_its = None  # Krylov iterations right after the last preconditioner set-up
+
+    def finish(ok: bool, k: int, reason: str = "") -> StepResult:
+        if reuse:
+            sim.elastic.reuse_preconditioner(False)
+        res.converged, res.iterations, res.residual, res.reason = ok, k, err, reason
+        res.elastic_solves = sim.elastic.solves - el0
+        res.damage_solves = sim.damage.solves - dm0
+        res.linear_iterations += (sim.elastic.linear_iterations - l0) + (sim.damage.linear_iterations - dl0)
+        return res
+
+    for k in range(1, spec.max_iterations + 1):
+        if reuse:
+            sim.elastic.reuse_preconditioner(fresh_its is not None)
+        ok_u, its_u = sim.elastic.solve()  # inexact mode: one Newton step, ok_u says if it converged
+        if reuse:
+            if fresh_its is None:
+                fresh_its = max(its_u, 1)
+            elif its_u > 2 * fresh_its + 5:
+                fresh_its = None  # the stale preconditioner got poor: set it up again next time
+        if not ok_u and not sim.elastic.inexact:
+            return finish(False, k, "elasticity did not converge")
+        x = d.x.array[:n].copy()
+        ok_d, _ = sim.damage.solve()
+        if not ok_d:
+            return finish(False, k, "damage solver did not converge")
+        g = d.x.array[:n]
+        err = comm.allreduce(float(np.max(np.abs(g - x))) if n else 0.0, op=MPI.MAX)
+        if sim.monitor is not None:
+            sim.monitor(k, err)
+        if err < spec.tolerance and ok_u:
+            return finish(True, k)
+        if newton is not None and err < switch:
+            u_backup, d_backup = sim.u.x.array.copy(), d.x.array.copy()
+            ok, its, lin = newton.solve()
+            res.newton_iterations += its
+            res.linear_iterations += lin
+            if ok:
+                return finish(True, k)
+            newton_failures += 1
+            sim.u.x.array[:] = u_backup
+            d.x.array[:] = d_backup
+            switch *= 0.1
+            if newton_failures >= 3:
+                switch = 0.0
+            continue
+        nxt = accelerator.update(x, g.copy())
+        np.clip(nxt, lower, upper, out=nxt)
+        d.x.array[:n] = nxt
+        d.x.scatter_forward()
+    if reuse:
+        sim.elastic.reuse_preconditioner(False)
+    return finish(False, spec.max_iterations, "iteration cap reached")

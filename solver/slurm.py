@@ -1,0 +1,252 @@
+"""Slurm backend of ``ssbfrac sweep``: one job array per submission, one array task per run.
+
+The batch script ``<sweep>/slurm/sweep.sbatch`` is generated from the sweep's ``slurm:``
+settings and holds absolute paths to this Python's ``ssbfrac`` (and ``mpiexec``), so the
+tasks use the same installation as the command that submitted them. Array task ``i`` runs
+the run whose ``index`` in ``runs.json`` is ``i``; a submission lists only the indices still
+to do (``sbatch --array=0-3,7%4``). Each submission is appended to ``slurm/jobs.json``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from solver.runner import RunError
+from solver.sweep import (
+    RunStatus,
+    Sweep,
+    counts,
+    find_mpiexec,
+    log_path,
+    print_status,
+    runs_to_launch,
+    ssbfrac_command,
+    status_command,
+    state_path,
+    sweep_status,
+    write_manifest,
+)
+
+
+def array_spec(indices: list[int], max_parallel: int | None = None) -> str:
+    """``--array`` value for these task indices: consecutive ones become ranges."""
+    parts: list[str] = []
+    ordered = sorted(set(indices))
+    start = prev = ordered[0]
+    for i in ordered[1:] + [None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return ",".join(parts) + (f"%{max_parallel}" if max_parallel else "")
+
+
+def script_path(sweep: Sweep) -> Path:
+    return sweep.out / "slurm" / "sweep.sbatch"
+
+
+def batch_script(sweep: Sweep) -> str:
+    """The job-array script: resources as #SBATCH lines, then one run per array task."""
+    s = sweep.spec.slurm
+    out = str(sweep.out)
+    if any(c.isspace() for c in out):
+        raise RunError(f"{out}: the sweep directory of a Slurm sweep must not contain spaces (use --out)")
+    q = shlex.quote
+    sbatch = [f"--job-name=ssbfrac-{sweep.spec.name}", f"--output={out}/slurm/%A_%a.out",
+              f"--ntasks={s.ntasks_per_run}", f"--cpus-per-task={s.cpus_per_task}"]
+    for option, value in (("time", s.time), ("partition", s.partition), ("account", s.account), ("mem", s.mem)):
+        if value is not None:
+            sbatch.append(f"--{option}={value}")
+    sbatch += s.extra_sbatch
+    if s.ntasks_per_run == 1:
+        launch = ""
+    elif s.launcher == "mpiexec":
+        launch = f'{q(find_mpiexec())} -n "$SLURM_NTASKS"'
+    else:
+        launch = " ".join(q(w) for w in shlex.split(s.launcher))
+    lines = [
+        "#!/bin/bash",
+        f"# ssbfrac sweep '{sweep.spec.name}' ({sweep.path.absolute()}): one array task runs the run of",
+        "# runs.json whose index is SLURM_ARRAY_TASK_ID. Written by `ssbfrac sweep`, which submits it as",
+        f"#   sbatch --array=<indices>[%<max parallel>] {script_path(sweep)}",
+        *[f"#SBATCH {opt}" for opt in sbatch],
+        "",
+        "set -u",
+        f"SWEEP_DIR={q(out)}",
+        f"PYTHON={q(str(Path(sys.executable).absolute()))}",
+        f"SSBFRAC=({' '.join(q(w) for w in ssbfrac_command())})",
+        f"LAUNCH=({launch})",
+        f"BASE={q(str(sweep.base))}",
+        'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"',
+        "",
+        'task="${SLURM_ARRAY_TASK_ID:?submit this script as a job array: sbatch --array=...}"',
+        "# the run name, then one --set override per line",
+        'mapfile -t spec < <("$PYTHON" -c \'',
+        "import json, sys",
+        "runs = json.load(open(sys.argv[1]))",
+        "for name, run in runs.items():",
+        "    if run[\"index\"] == int(sys.argv[2]):",
+        "        print(name)",
+        "        for override in run[\"overrides\"]:",
+        "            print(override)",
+        '\' "$SWEEP_DIR/runs.json" "$task")',
+        'name="${spec[0]:-}"',
+        'if [ -z "$name" ]; then echo "no run with index $task in $SWEEP_DIR/runs.json" >&2; exit 2; fi',
+        "args=()",
+        'for override in "${spec[@]:1}"; do args+=(--set "$override"); done',
+        'run_dir="$SWEEP_DIR/$name"',
+        'log="$SWEEP_DIR/logs/$name.log"',
+        'state="$SWEEP_DIR/logs/$name.state"',
+        'if [ -e "$run_dir/summary.json" ]; then echo "$name: already complete"; exit 0; fi',
+        'if [ -e "$run_dir" ]; then args+=(--overwrite); fi',
+        'mkdir -p "$SWEEP_DIR/logs"',
+        'job="${SLURM_ARRAY_JOB_ID}_${task}"',
+        'echo "running $(hostname) $$ $job" > "$state"',
+        'echo "# ssbfrac sweep: run $name, Slurm task $job on $(hostname), $(date \'+%Y-%m-%d %H:%M:%S\')" > "$log"',
+        '"${LAUNCH[@]}" "${SSBFRAC[@]}" run "$BASE" --out "$run_dir" "${args[@]}" >> "$log" 2>&1',
+        "status=$?",
+        'echo "exit $status" > "$state"',
+        'echo "$name: exit status $status (log: $log)"',
+        "exit $status",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the queue
+def jobs_path(out: Path) -> Path:
+    return out / "slurm" / "jobs.json"
+
+
+def load_jobs(out: Path) -> list[dict]:
+    try:
+        return json.loads(jobs_path(out).read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+
+
+def squeue_tasks(tasks: set[str]) -> dict[str, str] | None:
+    """Which of these array tasks ('12_3') are still in the queue, with their state
+    ({'12_3': 'RUNNING'}); None when squeue is absent or does not answer."""
+    if shutil.which("squeue") is None:
+        return None
+    try:
+        r = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T", "-u", getpass.getuser()],
+                           capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None
+    if r.returncode != 0:
+        return None
+    queue = {}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in tasks:
+            queue[parts[0]] = parts[1]
+    return queue
+
+
+def submitted_tasks(out: Path) -> set[str]:
+    """Every array task ('12_3') submitted for this sweep."""
+    return {f"{job['job_id']}_{index}" for job in load_jobs(out) for index in job["runs"]}
+
+
+def queued_tasks(out: Path) -> tuple[dict[str, str] | None, dict[str, str]]:
+    """(tasks of this sweep's jobs still in the queue, or None when unknown;
+    run name -> array task of its latest submission)."""
+    jobs = load_jobs(out)
+    if not jobs:
+        return None, {}
+    latest = {}
+    for job in jobs:
+        for index, name in job["runs"].items():
+            latest[name] = f"{job['job_id']}_{index}"
+    return squeue_tasks(submitted_tasks(out)), latest
+
+
+def wait_for(tasks: set[str], poll: float) -> None:
+    """Until none of these array tasks is in the queue; prints a line when the counts change."""
+    shown, misses = None, 0
+    while True:
+        queue = squeue_tasks(tasks)
+        if queue is None:
+            misses += 1
+            if misses > 5:
+                raise RunError("squeue does not answer: cannot wait for the job array (see --status later)")
+        else:
+            misses = 0
+            if not queue:
+                return
+            states: dict[str, int] = {}
+            for st in queue.values():
+                states[st.lower()] = states.get(st.lower(), 0) + 1
+            line = ", ".join(f"{n} {st}" for st, n in sorted(states.items()))
+            if line != shown:
+                print(f"  {time.strftime('%H:%M:%S')} tasks in the queue: {line}", flush=True)
+                shown = line
+        time.sleep(poll)
+
+
+# --------------------------------------------------------------------------- submission
+def run_slurm(sweep: Sweep, statuses: list[RunStatus], rerun_failed: bool, dry_run: bool,
+              wait: bool, poll: float) -> int:
+    s = sweep.spec.slurm
+    todo = runs_to_launch(statuses, rerun_failed)
+    print(f"sweep {sweep.spec.name}: {len(statuses)} runs ({counts(statuses)}); {len(todo)} to submit "
+          f"as a Slurm job array, {s.ntasks_per_run} rank(s) per run -> {sweep.out}", flush=True)
+    skipped = [st for st in statuses if st.state == "failed" and not rerun_failed]
+    if skipped:
+        print(f"  {len(skipped)} failed run(s) not rerun (use --rerun-failed): "
+              + ", ".join(st.run.name for st in skipped), flush=True)
+    if todo:
+        path = script_path(sweep)
+        script = batch_script(sweep)
+        cmd = ["sbatch", "--parsable", f"--array={array_spec([st.run.index for st in todo], s.max_parallel)}", str(path)]
+        if dry_run:
+            print(f"# {path}:")
+            print(script)
+            print(shlex.join(cmd))
+            return 0
+        if shutil.which("sbatch") is None:
+            raise RunError("sbatch not found: Slurm is not available here (use --backend local)")
+        write_manifest(sweep)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(script)
+        path.chmod(0o755)
+        # the earlier attempt's record goes before the task can write a new one
+        for st in todo:
+            state_path(sweep, st.run).unlink(missing_ok=True)
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise RunError("sbatch did not answer within 120 s") from None
+        if r.returncode != 0:
+            raise RunError(f"sbatch failed (exit status {r.returncode}): {(r.stderr or r.stdout).strip()}")
+        job_id = r.stdout.strip().split(";")[0]
+        jobs = load_jobs(sweep.out)
+        jobs.append({"job_id": job_id, "array": cmd[2].removeprefix("--array="),
+                     "runs": {str(st.run.index): st.run.name for st in todo},
+                     "submitted": time.strftime("%Y-%m-%d %H:%M:%S")})
+        jobs_path(sweep.out).write_text(json.dumps(jobs, indent=1) + "\n")
+        print(f"submitted job array {job_id} ({cmd[2]}); logs in {log_path(sweep, todo[0].run).parent}; "
+              f"status: {status_command(sweep)}; cancel: scancel {job_id}", flush=True)
+    else:
+        print("  nothing to submit", flush=True)
+        if dry_run:
+            return 0
+    if not wait:
+        return 1 if skipped else 0
+    tasks = submitted_tasks(sweep.out)
+    if tasks:
+        wait_for(tasks, poll)
+    final = sweep_status(sweep)
+    print_status(sweep, final, details=any(st.state != "done" for st in final))
+    return 0 if all(st.state == "done" for st in final) else 1

@@ -1,0 +1,107 @@
+"""Phase-field fracture of a small composite: staged growth, the stiffness trend,
+irreversibility under unloading, and 1 vs 2 MPI ranks.
+
+The case (tests/data/fracture_small.yaml) is deliberately coarse (ell = 0.25 um next to
+1.7 um particles) so that a run takes well under a minute or two; the failure is
+strain-controlled (critical_strain fixed, so Gc grows with E_SE, see docs/model.md).
+"""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, mpiexec, ssbfrac_cmd, subprocess_env
+from solver.output import read_history
+
+CASE = ROOT / "tests" / "data" / "fracture_small.yaml"
+
+
+def run_case(out, *sets, ranks=1, timeout=900):
+    cmd = ssbfrac_cmd() + ["run", str(CASE), "--out", str(out), "--progress", "none"]
+    for s in sets:
+        cmd += ["--set", s]
+    if ranks > 1:
+        exe = mpiexec()
+        if exe is None:
+            pytest.skip("mpiexec not found")
+        cmd = [exe, "-n", str(ranks)] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    h = read_history(out / "history.csv")
+    acc = h["accepted"] == 1
+    return summary, {k: v[acc] for k, v in h.items()}
+
+
+@pytest.fixture(scope="module")
+def stiffness_pair(tmp_path_factory):
+    base = tmp_path_factory.mktemp("fracture")
+    return {E: run_case(base / f"E{E}", f"materials.electrolyte.E={E}") for E in ("15e9", "150e9")}
+
+
+@pytest.mark.slow
+def test_staged_cracking_detected(stiffness_pair):
+    summary, h = stiffness_pair["15e9"]
+    st = summary["stages"]
+    assert st["stage_I_detected"] and st["stage_II_detected"] and st["stage_III_detected"], st["note"]
+    # stage I: no crack at all before the onset, and the onset is well inside the loading
+    assert 0.2 * 0.06 < st["onset_load"] < 0.8 * 0.06
+    before = np.abs(h["vol_strain"]) < 0.9 * st["onset_load"]
+    assert np.all(h["crack_length"][before] < 0.05)
+    # stage II: growth at a finite rate; stage III: it slows down
+    assert st["stage_II_rate"] > 0
+    assert st["stage_III_start"] > st["onset_load"]
+
+
+@pytest.mark.slow
+def test_first_damage_next_to_particles(stiffness_pair):
+    """Cracks start in the electrolyte next to particle corners, not in the bulk."""
+    summary, h = stiffness_pair["15e9"]
+    assert summary["failure_properties"]["electrolyte"]["critical_strain"] == pytest.approx(0.01)
+    # the stress that starts the damage is the corner-amplified tension: the largest SE
+    # tension at the last intact step exceeds the homogeneous strength
+    strength_mpa = summary["failure_properties"]["electrolyte"]["strength_Pa"] * 1e-6
+    intact = h["d_max"] < 1e-3
+    assert h["sigma1_max_SE"][intact][-1] > 0.8 * strength_mpa
+
+
+@pytest.mark.slow
+def test_stiffer_electrolyte_cracks_later_slower_and_less(stiffness_pair):
+    """E_SE 15 -> 150 GPa at a fixed critical strain: the onset is not earlier, the
+    stage-II rate and the final crack length are clearly lower."""
+    soft, stiff = stiffness_pair["15e9"][0]["stages"], stiffness_pair["150e9"][0]["stages"]
+    assert stiff["onset_load"] >= soft["onset_load"]
+    assert stiff["stage_II_rate"] < 0.8 * soft["stage_II_rate"]
+    assert stiff["final_crack"] < 0.7 * soft["final_crack"]
+
+
+@pytest.mark.slow
+def test_crack_never_decreases_also_when_unloading(tmp_path):
+    summary, h = run_case(tmp_path / "cycle", "materials.electrolyte.E=150e9", "loading.path=[0.0, 1.0, 0.3]",
+                          "loading.steps=12")
+    crack = h["crack_length"]
+    assert crack[-1] > 1.0, "the case must crack"
+    assert np.all(np.diff(crack) >= -1e-9 * max(crack.max(), 1.0)), np.diff(crack).min()
+    assert np.all(np.diff(h["d_max"]) >= -1e-12)
+    # while the particles shrink back, no crack heals and the damage field is kept
+    unloading = np.flatnonzero(np.diff(h["x"]) < 0) + 1
+    assert len(unloading) >= 5
+    assert crack[unloading[-1]] >= crack[unloading[0] - 1] - 1e-9
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_one_and_two_ranks_give_the_same_crack_curve(tmp_path):
+    sets = ("materials.electrolyte.E=150e9", "loading.path=[0.0, 0.8]", "loading.steps=10",
+            "fracture.adaptive.enabled=false")
+    _, h1 = run_case(tmp_path / "np1", *sets)
+    _, h2 = run_case(tmp_path / "np2", *sets, ranks=2)
+    assert np.allclose(h1["load"], h2["load"])
+    assert h1["crack_length"][-1] > 0.5
+    scale = max(h1["crack_length"].max(), 1.0)
+    for col in ("crack_length", "fracture_energy", "elastic_energy"):
+        a, b = h1[col], h2[col]
+        tol = 1e-3 * max(np.abs(a).max(), 1e-12)
+        assert np.allclose(a, b, rtol=0, atol=tol), (col, np.abs(a - b).max(), scale)

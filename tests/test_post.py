@@ -1,0 +1,323 @@
+"""`ssbfrac post`: plots and report of a run, summary and trends of a sweep.
+
+A real small elastic run provides case.yaml, fields and history; runs with cracks are
+fabricated (history.csv with crack columns, a fields.xdmf with a damage field written
+with DOLFINx), so these tests do not depend on the fracture solver.
+"""
+
+import csv
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, ssbfrac_cmd, subprocess_env
+
+HISTORY_COLUMNS = ["step", "accepted", "time", "load", "x", "soc", "vol_strain", "mean_strain", "sigma1_max_SE",
+                   "sigma_h_min_AM", "elastic_energy", "fracture_energy", "crack_length", "crack_length_sharp",
+                   "damaged_fraction", "crack_segments", "d_max", "iterations", "elastic_solves", "damage_solves",
+                   "linear_iterations", "wall"]
+
+
+def ssbfrac(*args, timeout=300):
+    return subprocess.run(ssbfrac_cmd() + [str(a) for a in args], capture_output=True, text=True,
+                          env=subprocess_env(), timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("post") / "small"
+    r = ssbfrac("run", ROOT / "tests" / "data" / "small.yaml", "--out", out, "--progress", "none")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+# --------------------------------------------------------------------------- fabricated data
+def crack_curve(vol_strain, onset=0.02, end=0.05, plateau=12.0, jump=0.8):
+    """Crack length (um) growing linearly from `onset` to `end` in jumps of `jump` um."""
+    grown = plateau * np.clip((np.abs(vol_strain) - onset) / (end - onset), 0.0, 1.0)
+    return jump * np.round(grown / jump)
+
+
+def write_history(path, n=61, expansion=0.075, upto=None, extra=None, crack=True):
+    """A lithiation x: 0 -> 1 in n accepted rows (plus one rejected row), optionally
+    stopped after `upto` rows; `extra` adds columns (name -> function of x)."""
+    x = np.linspace(0.0, 1.0, n)[: upto or n]
+    vs = expansion * x
+    c = crack_curve(vs)
+    columns = [h for h in HISTORY_COLUMNS if crack or h not in
+               ("fracture_energy", "crack_length", "crack_length_sharp", "damaged_fraction", "crack_segments",
+                "d_max")] + list(extra or {})
+    rows, step = [], 0
+    for i in range(x.size):
+        base = {"step": step, "accepted": 1, "time": 3600 * x[i], "load": x[i], "x": x[i], "soc": 1 - x[i],
+                "vol_strain": vs[i], "mean_strain": vs[i] / 4, "sigma1_max_SE": min(1e4 * vs[i], 300.0),
+                "sigma_h_min_AM": -2e4 * vs[i], "elastic_energy": 1e3 * vs[i] ** 2, "fracture_energy": 2.6e-3 * c[i],
+                "crack_length": c[i], "crack_length_sharp": 0.8 * c[i], "damaged_fraction": c[i] / 400,
+                "crack_segments": int(c[i] // 3), "d_max": min(1.0, c[i]), "iterations": 3 + i % 4,
+                "elastic_solves": 4 + i % 4, "damage_solves": 3 + i % 4, "linear_iterations": 40 + i, "wall": 0.5 * i}
+        for name, fn in (extra or {}).items():
+            base[name] = fn(x[i])
+        if i == n // 2:  # a rejected (cut) step with nonsense measures
+            rows.append({**base, "accepted": 0, "crack_length": 999.0})
+            step += 1
+            base["step"] = step
+        rows.append(base)
+        step += 1
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_damage_fields(path, times=(0.0, 1800.0, 3600.0)):
+    """fields.xdmf/.h5 as the solver writes them, with a damage band (P1) across the
+    right half at y = 5 um, a disc of active material (phase 2) and DG0 stresses."""
+    from dolfinx import fem, mesh
+    from dolfinx.io import XDMFFile
+    from mpi4py import MPI
+
+    domain = mesh.create_rectangle(MPI.COMM_SELF, [[0.0, 0.0], [10.0, 10.0]], [16, 16], mesh.CellType.triangle)
+    P1 = fem.functionspace(domain, ("Lagrange", 1))
+    DG0 = fem.functionspace(domain, ("DG", 0))
+    u = fem.Function(fem.functionspace(domain, ("Lagrange", 1, (2,))), name="displacement")
+    d = fem.Function(P1, name="damage")
+    phase = fem.Function(DG0, name="phase")
+    s1 = fem.Function(DG0, name="max_principal")
+    vm = fem.Function(DG0, name="von_mises")
+    inside = lambda x: (x[0] - 5.0) ** 2 + (x[1] - 5.0) ** 2 < 9.0  # noqa: E731
+    phase.interpolate(lambda x: np.where(inside(x), 2.0, 1.0))
+    with XDMFFile(MPI.COMM_SELF, str(path), "w") as f:
+        f.write_mesh(domain)
+        for k, t in enumerate(times):
+            a = k / (len(times) - 1)
+            d.interpolate(lambda x: a * np.exp(-np.abs(x[1] - 5.0) / 0.5) * (x[0] > 8.0))
+            s1.interpolate(lambda x: a * np.where(inside(x), -0.3, 0.1 + 0.05 * x[0]))
+            vm.interpolate(lambda x: a * (0.2 + 0.01 * x[1]))
+            u.interpolate(lambda x: np.vstack([a * 0.01 * x[0], a * 0.01 * x[1]]))
+            for fn in (u, d, phase, s1, vm):
+                f.write_function(fn, t)
+    return {"points": domain.geometry.x.shape[0], "cells": domain.topology.index_map(2).size_local,
+            "times": list(times)}
+
+
+def fabricate_run(run_dir, template, status="complete", set_=None, **history_args):
+    """A run directory made of a real run's case.yaml and a fabricated history."""
+    run_dir.mkdir(parents=True)
+    case = yaml.safe_load((template / "case.yaml").read_text())
+    for path, value in (set_ or {}).items():
+        node = case
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    case["fracture"]["enabled"] = True
+    case["materials"]["electrolyte"]["fracture"] = {"Gc": 2.6, "ell": 0.15e-6}
+    (run_dir / "case.yaml").write_text(yaml.safe_dump(case, sort_keys=False))
+    write_history(run_dir / "history.csv", **history_args)
+    if status == "complete":
+        summary = {"status": "complete", "case": case, "wall_time_s": 12.5,
+                   "failure_properties": {"electrolyte": {"Gc_J_m2": 2.6, "ell_m": 0.15e-6, "strength_Pa": 250e6}},
+                   "history_units": {"voltage": "V (cell voltage)", "capacity": "mAh/g (specific capacity)"}}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    elif status == "failed":
+        (run_dir / "error.txt").write_text("StepFailure: damage solve diverged at step 20\n\nTraceback ...\n")
+    return run_dir
+
+
+def assert_image(path, min_bytes=2000):
+    """A non-empty picture with something drawn on it (not a single colour)."""
+    import matplotlib.image
+
+    assert path.is_file() and path.stat().st_size > min_bytes, path
+    if path.suffix == ".png":
+        img = matplotlib.image.imread(path)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+        rgb = (np.asarray(img[..., :3]) * 255).astype(np.int64)
+        colours = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2])
+        assert colours.size > 20, f"{path} is (nearly) uniform"
+    else:
+        assert path.read_bytes()[:5] == b"%PDF-"
+
+
+# --------------------------------------------------------------------------- one run
+def test_post_of_a_small_run(small_run):
+    r = ssbfrac("post", small_run, "--steps", "0", "-1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    plots = small_run / "plots"
+    for name in ("energies", "stress", "solver", "fields_0000", "fields_0005"):
+        for ext in ("png", "pdf"):
+            assert_image(plots / f"{name}.{ext}")
+    # an elastic run has no crack measures and no voltage: said, not drawn
+    for name in ("crack_vs_soc", "crack_vs_strain", "voltage"):
+        assert not (plots / f"{name}.png").exists()
+        assert f"not drawn: {name}" in r.stdout
+    report = (plots / "report.md").read_text()
+    assert "status: **complete**" in report
+    assert "No crack measures" in report and "fracture was not enabled" in report
+    assert "E = 20 GPa" in report and "E = 140 GPa" in report and "expansion = 3 %" in report
+    links = [ln.split("](")[1].rstrip(")") for ln in report.splitlines() if ln.startswith("![")]
+    assert len(links) == 5 and all((plots / link).is_file() for link in links)
+
+
+def test_post_of_a_fractured_run(small_run, tmp_path):
+    from postprocess.report import post_run
+    from postprocess.stages import detect_stages_from_history
+
+    run = fabricate_run(tmp_path / "cracked", small_run,
+                        extra={"voltage": lambda x: 4.2 - 0.8 * x, "capacity": lambda x: 150.0 * x})
+    write_damage_fields(run / "fields.xdmf")
+    result = post_run(run, steps=["all"])
+    expected = {"crack_vs_soc", "crack_vs_strain", "energies", "stress", "solver", "voltage",
+                "fields_0000", "fields_0001", "fields_0002"}
+    assert set(result["figures"]) == expected and not result["skipped"]
+    for paths in result["figures"].values():
+        for p in paths:
+            assert_image(p)
+    stages = detect_stages_from_history(run / "history.csv")
+    assert stages["stage_I_detected"] and stages["stage_II_detected"] and stages["stage_III_detected"]
+    # the fabricated curve: onset at vol_strain 0.02, 12 um at 0.05, in jumps of 0.8 um
+    assert stages["onset_extrapolated_value"] == pytest.approx(0.02, rel=0.05)
+    assert stages["stage_II_rate"] == pytest.approx(12.0 / 0.03, rel=0.05)
+    assert stages["saturation_level"] == pytest.approx(12.0)
+    report = (run / "plots" / "report.md").read_text()
+    assert f"vol_strain = {stages['onset_value']:.4g} (step {stages['onset_step']})" in report
+    assert f"| {stages['stage_II_rate']:.4g} |" in report
+    assert "strength = 250 MPa" in report and "Gc = 2.6 J/m^2" in report
+    assert "| capacity | 150 |" in report
+
+
+def test_field_picture_shows_damage(tmp_path):
+    from postprocess.fields import field_figure, read_field_file
+
+    info = write_damage_fields(tmp_path / "fields.xdmf")
+    ff = read_field_file(tmp_path / "fields.h5")
+    assert ff.times == info["times"]
+    assert ff.points.shape[0] == info["points"] and ff.cells.shape[0] == info["cells"]
+    d, where = ff.values("damage", 3600.0)
+    assert where == "point" and d.max() == pytest.approx(1.0, abs=0.05)
+    s1, where = ff.values("max_principal", 3600.0)
+    assert where == "cell" and s1.min() == pytest.approx(-0.3)
+    titles = [ax.get_title() for ax in field_figure(ff, 3600.0).axes]
+    assert any("damage (max 1.00)" in t for t in titles)
+    titles = [ax.get_title() for ax in field_figure(ff, 0.0).axes]
+    assert any("damage (max 0.00)" in t for t in titles)
+
+
+def test_post_errors_name_the_input(small_run, tmp_path):
+    r = ssbfrac("post", tmp_path / "nothing")
+    assert r.returncode == 2 and "nothing: no such directory" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = ssbfrac("post", tmp_path / "empty")
+    assert r.returncode == 2 and "neither a run directory (no case.yaml) nor a sweep directory" in r.stderr
+    broken = tmp_path / "broken"
+    shutil.copytree(small_run, broken, ignore=shutil.ignore_patterns("plots"))
+    (broken / "history.csv").write_text("step,accepted,load\n0,1,0\n1,1,zero\n2,1,0.5\n")
+    r = ssbfrac("post", broken, "--steps", "none")
+    assert r.returncode == 2
+    assert f"{broken / 'history.csv'}: line 3: column load: 'zero' is not a number" in r.stderr
+    r = ssbfrac("post", small_run, "--steps", "9")
+    assert r.returncode == 2 and "--steps 9" in r.stderr and "6 output steps" in r.stderr
+
+
+# --------------------------------------------------------------------------- a sweep
+@pytest.fixture
+def sweep(small_run, tmp_path):
+    """Four runs of a 2 x 2 sweep (E_SE x seed): two complete, one failed, one incomplete."""
+    root = tmp_path / "sweep"
+    E = "materials.electrolyte.E"
+    seed = "geometry.particles.seed"
+    fabricate_run(root / "E15_s1", small_run, set_={E: 15e9, seed: 1})
+    fabricate_run(root / "E150_s1", small_run, set_={E: 150e9, seed: 1}, expansion=0.05)
+    fabricate_run(root / "E15_s2", small_run, "failed", set_={E: 15e9, seed: 2}, upto=20)
+    fabricate_run(root / "E150_s2", small_run, "incomplete", set_={E: 150e9, seed: 2}, upto=40)
+    return root
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_sweep_summary_from_case_files(sweep):
+    from postprocess.sweep import RESULT_COLUMNS
+
+    r = ssbfrac("post", sweep)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "4 runs (2 complete, 1 failed, 1 incomplete)" in r.stdout
+    rows = {row["run"]: row for row in read_csv(sweep / "summary.csv")}
+    header = list(read_csv(sweep / "summary.csv")[0])
+    assert header == ["run", "geometry.particles.seed", "materials.electrolyte.E", *RESULT_COLUMNS]
+    assert set(rows) == {"E15_s1", "E150_s1", "E15_s2", "E150_s2"}
+    assert [rows[n]["status"] for n in ("E15_s1", "E150_s1", "E15_s2", "E150_s2")] == \
+        ["complete", "complete", "failed", "incomplete"]
+    assert float(rows["E150_s1"]["materials.electrolyte.E"]) == 150e9
+    assert rows["E15_s1"]["geometry.particles.seed"] == "1"
+    # complete runs: the fabricated curve (onset at |vol_strain| 0.02, 12 um at 0.05)
+    assert float(rows["E15_s1"]["final_crack_length"]) == pytest.approx(12.0)
+    assert float(rows["E15_s1"]["final_crack_length_sharp"]) == pytest.approx(9.6)
+    assert float(rows["E15_s1"]["damaged_fraction"]) == pytest.approx(0.03)
+    assert float(rows["E15_s1"]["onset_vol_strain"]) == pytest.approx(0.02, abs=0.0015)
+    assert float(rows["E15_s1"]["onset_soc"]) == pytest.approx(1 - 0.02 / 0.075, abs=0.02)
+    assert float(rows["E15_s1"]["stage_II_rate"]) == pytest.approx(400.0, rel=0.05)
+    assert float(rows["E15_s1"]["wall_time_s"]) == 12.5
+    # a smaller expansion reaches less of the curve (|vol_strain| up to 0.05)
+    assert float(rows["E150_s1"]["final_crack_length"]) == pytest.approx(12.0)
+    assert rows["E150_s1"]["saturation_crack_length"] == ""
+    # failed and incomplete runs: what the history holds so far, and why
+    assert "damage solve diverged" in rows["E15_s2"]["note"]
+    assert rows["E15_s2"]["accepted_rows"] == "20"
+    assert float(rows["E15_s2"]["final_crack_length"]) == pytest.approx(crack_at_row(19))
+    assert rows["E150_s2"]["accepted_rows"] == "40"
+    assert rows["E15_s1"]["capacity"] == ""
+    for name in ("trends", "crack_curves"):
+        for ext in ("png", "pdf"):
+            assert_image(sweep / "plots" / f"{name}.{ext}")
+
+
+def crack_at_row(i, n=61, expansion=0.075):
+    return float(crack_curve(np.array([expansion * i / (n - 1)]))[0])
+
+
+def test_sweep_parameters_from_sweep_yaml(sweep):
+    from postprocess.sweep import post_sweep
+
+    (sweep / "sweep.yaml").write_text(
+        "base: cases/bucci2017.yaml\n"
+        "parameters:\n"
+        "  materials.electrolyte.E: [15e9, 150e9]\n"
+        "  geometry.particles.seed: [1, 2]\n"
+        "  materials.active.expansion: [0.075]\n")
+    result = post_sweep(sweep)
+    assert result["source"] == "sweep.yaml"
+    assert result["parameters"] == ["materials.electrolyte.E", "geometry.particles.seed",
+                                    "materials.active.expansion"]
+    assert result["x"] == "materials.electrolyte.E"
+    rows = read_csv(sweep / "summary.csv")
+    assert len(rows) == 4 and all(float(r["materials.active.expansion"]) == 0.03 for r in rows)
+
+
+def test_sweep_trends_average_over_seeds():
+    from postprocess.sweep import trend_figure
+
+    rows = [
+        {"run": f"r{i}", "materials.electrolyte.E": E, "geometry.particles.seed": s, "status": "complete",
+         "onset_vol_strain": 0.01 * k, "stage_II_rate": 100.0 * k, "final_crack_length": 10.0 * k + s,
+         "final_crack_length_sharp": 8.0 * k}
+        for i, (k, E, s) in enumerate([(1, 15e9, 1), (1, 15e9, 3), (2, 150e9, 1), (2, 150e9, 3)])
+    ]
+    fig = trend_figure(rows, ["materials.electrolyte.E", "geometry.particles.seed"], "materials.electrolyte.E")
+    ax = fig.axes[2]  # final crack length
+    assert ax.get_xscale() == "log"
+    mean_line = [ln for ln in ax.get_lines() if ln.get_marker() == "o"][0]
+    assert mean_line.get_xdata() == pytest.approx([15.0, 150.0])  # GPa
+    assert mean_line.get_ydata() == pytest.approx([12.0, 22.0])  # mean over seeds 1 and 3
+    spread = np.std([11.0, 13.0], ddof=1)  # error bars: sample standard deviation over the seeds
+    low, high = mean_line.get_ydata() - spread, mean_line.get_ydata() + spread
+    bars = [c for c in ax.collections if len(c.get_segments()) == 2][0].get_segments()
+    ends = [y for seg in bars for y in seg[:, 1]]
+    assert ends == pytest.approx([low[0], high[0], low[1], high[1]])
