@@ -37,6 +37,7 @@ class MeshSizes:
     transition: float
     order: int = 1
     corner_size: float | None = None
+    particle_size: float | None = None  # element size inside the particles, away from interfaces
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -164,7 +165,8 @@ def build(gmsh, packing: Packing, sizes: MeshSizes) -> dict:
         _set_periodic(gmsh, packing, dim, on_side)
     corners = _sharp_corner_points(gmsh, packing)
     thickness = min((p.coating for p in packing.particles if p.coating > 0), default=0.0)
-    _size_fields(gmsh, dim, interfaces, corners, thickness, sizes)
+    matrix = sorted(t for t, (phase, _) in label.items() if phase not in ("active", "active_b"))
+    _size_fields(gmsh, dim, interfaces, corners, thickness, sizes, matrix)
     if dim == 2:
         gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay
     else:
@@ -337,11 +339,25 @@ def _set_periodic(gmsh, packing: Packing, dim: int, on_side: dict[int, str]) -> 
             gmsh.model.mesh.setPeriodic(dim - 1, [t], match, affine.ravel().tolist())
 
 
-def _size_fields(gmsh, dim, interfaces, corners, thickness, sizes: MeshSizes) -> None:
+def _size_fields(gmsh, dim, interfaces, corners, thickness, sizes: MeshSizes, matrix: list[int]) -> None:
     """interface_size on the interfaces (at most the coating thickness, but not below a
-    third of interface_size), growing to size over transition; corner_size at corners."""
+    third of interface_size), growing to size over transition; corner_size at corners.
+    With particle_size > size, the particles (``matrix`` lists the other entities) grow to
+    particle_size instead: the matrix keeps its uniform size (cracks may run anywhere in it)
+    while the particle interiors, where nothing localises, are coarse."""
     f = gmsh.model.mesh.field
     fields = []
+    coarse = sizes.particle_size is not None and sizes.particle_size > sizes.size
+    if coarse:
+        from dataclasses import replace
+
+        const = f.add("Constant")
+        f.setNumbers(const, "SurfacesList" if dim == 2 else "VolumesList", matrix)
+        f.setNumber(const, "VIn", sizes.size)
+        f.setNumber(const, "VOut", sizes.particle_size)
+        f.setNumber(const, "IncludeBoundary", 1)
+        sizes = replace(sizes, size=sizes.particle_size)
+        fields.append(const)
     if interfaces:
         h = sizes.interface_size if thickness == 0 else max(min(sizes.interface_size, thickness),
                                                              sizes.interface_size / 3)
@@ -357,7 +373,7 @@ def _size_fields(gmsh, dim, interfaces, corners, thickness, sizes: MeshSizes) ->
         m = f.add("Min")
         f.setNumbers(m, "FieldsList", fields)
         f.setAsBackgroundMesh(m)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", sizes.size)
+    gmsh.option.setNumber("Mesh.MeshSizeMax", sizes.size)  # (particle_size when coarse)
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)

@@ -253,6 +253,12 @@ class MeshSpec(Schema):
     corner_size: float | None = quantity(
         None, unit="m", description="element size at the sharp corners of polygons and polyhedra (default: interface_size)", gt=0
     )
+    particle_size: float | None = quantity(
+        None, unit="m",
+        description="element size inside the particles away from interfaces (default: size); a coarser value "
+        "saves cells where nothing localises, the electrolyte keeps size",
+        gt=0,
+    )
     order: Literal[1, 2] = Field(1, description="geometric order of the mesh (1: straight, 2: curved cells)")
     file: str | None = Field(
         None,
@@ -511,6 +517,13 @@ class Materials(Schema):
         None, description="collector-side layer (geometry.collector_layer_thickness); default: the electrolyte"
     )
     coating: Material | None = Field(None, description="coating shells of the particles (geometry.particles.coating)")
+
+    def of(self, phase: str) -> Material | None:
+        """The material of a phase: separator and collector_layer fall back to the electrolyte."""
+        own = getattr(self, phase)
+        if own is None and phase in ("separator", "collector_layer"):
+            return self.electrolyte
+        return own
 
 
 # --------------------------------------------------------------------------- mechanics
@@ -860,7 +873,11 @@ class SchemeSpec(Schema):
         ),
     )
     tolerance: float = Field(1e-4, gt=0, lt=1, description="convergence: max |d_k - d_(k-1)| over the mesh [-]")
-    max_iterations: int = Field(300, ge=1, le=100000, description="iteration cap per load step (the step is cut when hit)")
+    max_iterations: int = Field(
+        2000, ge=1, le=100000,
+        description="iteration cap per load step (the step is cut when hit); an unstable crack advances about a "
+        "third of ell per iteration, so a jump of L needs about 3 L / ell iterations",
+    )
     relaxation: float = Field(1.5, ge=1, lt=2, description="accelerated: over-relaxation factor omega of the damage update")
     switch_tolerance: float = Field(
         1e-2, gt=0, lt=1, description="accelerated: switch to Newton once max |d_k - d_(k-1)| is below this [-]"
@@ -879,7 +896,7 @@ class AdaptiveSpec(Schema):
 
     enabled: bool = Field(True, description="adapt the load step")
     max_crack_growth: float | None = quantity(
-        None, unit="m", description="largest regularised crack-length growth in one step (default: 10 ell)", gt=0
+        None, unit="m", description="largest regularised crack-length growth in one step (default: 20 ell)", gt=0
     )
     min_step_fraction: float = Field(
         1.0 / 64.0, gt=0, le=1, description="smallest step, as a fraction of the initial step"
@@ -913,8 +930,10 @@ class Fracture(Schema):
     irreversibility: Literal["bounds", "history"] = Field(
         "bounds", description="bounds: d >= d_previous (SNES vinewtonrsls); history: Miehe history field"
     )
-    phases: list[Literal["electrolyte", "active"]] = Field(
-        ["electrolyte"], min_length=1, description="phases where damage is allowed"
+    phases: list[Literal["electrolyte", "separator", "collector_layer", "coating", "active", "active_b"]] = Field(
+        ["electrolyte"], min_length=1,
+        description="phases where damage is allowed (each needs materials.<phase>.fracture; separator and "
+        "collector_layer fall back to the electrolyte's)",
     )
     interface: InterfaceBand | None = Field(None, description="optional weaker band along the AM/SE interfaces")
     scheme: SchemeSpec = SchemeSpec()
@@ -982,7 +1001,10 @@ class Case(Schema):
                     )
         if self.fracture.enabled:
             for phase in self.fracture.phases:
-                if getattr(self.materials, phase).fracture is None:
+                mat = self.materials.of(phase)
+                if mat is None:
+                    raise ValueError(f"fracture.phases contains {phase!r} but materials.{phase} is not given")
+                if mat.fracture is None:
                     raise ValueError(
                         f"fracture.phases contains {phase!r} but materials.{phase}.fracture is not given"
                     )

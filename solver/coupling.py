@@ -29,6 +29,12 @@ from solver.loading import LoadPath
 from solver.mesh import MeshBundle, phase_of_tags, phase_properties
 
 
+#: numbers of the phases in the ``phase`` output field
+PHASE_CODES = {"electrolyte": 1, "active": 2, "active_b": 3, "separator": 4, "collector_layer": 5, "coating": 6}
+SE_PHASES = ["electrolyte", "separator", "collector_layer"]
+AM_PHASES = ["active", "active_b"]
+
+
 class Simulation:
     """Displacement (and damage) for a composite cathode under a prescribed lithiation.
 
@@ -57,13 +63,14 @@ class Simulation:
         self.u_saved = fem.Function(V)
         Q = fem.functionspace(domain, ("DG", 0))
         self.Q = Q
-        self.phase = fem.Function(Q, name="phase")  # 1 electrolyte, 2 active
+        self.phase = fem.Function(Q, name="phase")  # see PHASE_CODES
         ph = phase_of_tags(cell_tags.values)
-        self.phase.x.array[cell_tags.indices] = np.where(ph == "active", 2.0, 1.0)
+        self.phase.x.array[cell_tags.indices] = np.array([PHASE_CODES[p] for p in ph], dtype=float)
         self.particle_id = fem.Function(Q, name="particle_id")
+        vals = cell_tags.values
         self.particle_id.x.array[cell_tags.indices] = np.where(
-            cell_tags.values >= mtags.PARTICLE_BASE, cell_tags.values - mtags.PARTICLE_BASE, -1
-        )
+            vals >= mtags.PARTICLE_B_BASE, vals - mtags.PARTICLE_B_BASE,
+            np.where(vals >= mtags.PARTICLE_BASE, vals - mtags.PARTICLE_BASE, -1))
         m = case.materials
         props = phase_properties(m)
         self.mat = el.ElasticFields.from_phases(domain, cell_tags, phase_of_tags, props)
@@ -145,7 +152,7 @@ class Simulation:
             self.outputs[name] = f
             self._out_expr.append((f, fem.Expression(expr, Q.element.interpolation_points)))
         self._li_expr = fem.Expression(self.x_li + 0.0 * self.mat.beta, Q.element.interpolation_points)
-        self._li_mask = self.phase.x.array == 2.0
+        self._li_mask = np.isin(self.phase.x.array, [PHASE_CODES["active"], PHASE_CODES["active_b"]])
 
         # scalar forms
         self.volume = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * self.dx)), op=MPI.SUM)
@@ -158,8 +165,9 @@ class Simulation:
             self._f_damaged = fem.form(self.chi * damaged * ufl.dx(metadata={"quadrature_degree": 4}))
             self.damageable_volume = self.comm.allreduce(fem.assemble_scalar(fem.form(self.chi * ufl.dx)), op=MPI.SUM)
             self._damageable_cells = np.flatnonzero(self.chi.x.array > 0.5).astype(np.int32)
-        self.se_cells = cell_tags.indices[cell_tags.values == mtags.ELECTROLYTE]
-        self.am_cells = cell_tags.indices[cell_tags.values >= mtags.PARTICLE_BASE]
+        # solid-electrolyte cells (matrix, separator, collector-side layer) and particles
+        self.se_cells = cell_tags.indices[np.isin(ph, SE_PHASES)]
+        self.am_cells = cell_tags.indices[np.isin(ph, AM_PHASES)]
         n_owned = domain.topology.index_map(tdim).size_local
         self.se_cells = self.se_cells[self.se_cells < n_owned]
         self.am_cells = self.am_cells[self.am_cells < n_owned]
@@ -175,7 +183,7 @@ class Simulation:
         ph = phase_of_tags(cell_tags.values)
         resolved = {}
         for phase in fr.phases:
-            mat = getattr(case.materials, phase)
+            mat = case.materials.of(phase)
             r = pf.resolve_failure(fr.model, mat.E, mat.nu, mat.fracture)
             resolved[phase] = r
             cells = cell_tags.indices[ph == phase]
@@ -355,7 +363,7 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
     h_min, h_max = h0 * ad.min_step_fraction, h0 * ad.max_step_fraction
     if sim.fracture:
         ell = max(r["ell"] for k, r in sim.failure.items() if k != "interface_band")
-        max_growth = ad.max_crack_growth if ad.max_crack_growth is not None else 10.0 * ell
+        max_growth = ad.max_crack_growth if ad.max_crack_growth is not None else 20.0 * ell
     s = 0.0
     total = path.length
     step = 0

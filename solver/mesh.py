@@ -90,7 +90,8 @@ def build_mesh(case_internal, comm: MPI.Comm, out_dir: Path | None = None, packi
 
     g = case_internal.geometry
     dim = case_internal.dimension
-    sizes = MeshSizes(g.mesh.size, g.mesh.interface_size, g.mesh.transition, g.mesh.order, g.mesh.corner_size)
+    sizes = MeshSizes(g.mesh.size, g.mesh.interface_size, g.mesh.transition, g.mesh.order, g.mesh.corner_size,
+                      g.mesh.particle_size)
     info: dict = {}
     t0 = time.perf_counter()
     model = None

@@ -157,8 +157,13 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
     newton_failures = 0
     reuse = getattr(spec, "reuse_preconditioner", False)
     fresh_its = None  # Krylov iterations right after the last preconditioner set-up
+    best, since_best = math.inf, 0  # stagnation watch
+    stagnation = 25
+
+    kind0 = accelerator.kind
 
     def finish(ok: bool, k: int, reason: str = "") -> StepResult:
+        accelerator.kind = kind0
         if reuse:
             sim.elastic.reuse_preconditioner(False)
         res.converged, res.iterations, res.residual, res.reason = ok, k, err, reason
@@ -188,6 +193,20 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
             sim.monitor(k, err)
         if err < spec.tolerance and ok_u:
             return finish(True, k)
+        if err < 0.7 * best:
+            best, since_best = err, 0
+        else:
+            since_best += 1
+        if since_best >= stagnation:
+            # no progress for a while: over-relaxation can make the projected iteration
+            # cycle where the damage reaches its bounds; fall back to plain alternate
+            # minimisation (a descent method) and try Newton from here
+            since_best, best = 0, err
+            if accelerator.kind != "staggered":
+                accelerator.kind = "staggered"
+                accelerator.reset()
+            if newton is not None and switch > 0:
+                switch = max(switch, 2 * err)
         if newton is not None and err < switch:
             u_backup, d_backup = sim.u.x.array.copy(), d.x.array.copy()
             ok, its, lin = newton.solve()
@@ -206,6 +225,4 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
         np.clip(nxt, lower, upper, out=nxt)
         d.x.array[:n] = nxt
         d.x.scatter_forward()
-    if reuse:
-        sim.elastic.reuse_preconditioner(False)
     return finish(False, spec.max_iterations, "iteration cap reached")
