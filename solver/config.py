@@ -949,6 +949,10 @@ class Output(Schema):
     progress: Literal["auto", "bar", "lines", "none"] = Field(
         "auto", description="progress display: bar on a terminal, lines in batch jobs (auto)"
     )
+    profile_bins: int = Field(
+        20, ge=2, le=1000,
+        description="galvanostatic loading: slabs across the thickness of profiles.csv (lithiation and damage against depth)",
+    )
 
 
 # --------------------------------------------------------------------------- the case

@@ -41,9 +41,12 @@ class Simulation:
     Args:
         case: validated case in internal units (``solver.units.to_internal``).
         bundle: the distributed mesh with tags.
+        lithium: the lithium fraction of the particles as a field (P1, e.g. the
+            electrochemistry's ``x``); default a uniform value set by :meth:`set_load`.
+        x_ref: the stress-free lithium fraction when ``lithium`` is given.
     """
 
-    def __init__(self, case, bundle: MeshBundle):
+    def __init__(self, case, bundle: MeshBundle, lithium: fem.Function | None = None, x_ref: float = 0.0):
         self.case = case
         self.bundle = bundle
         domain = bundle.mesh
@@ -74,8 +77,10 @@ class Simulation:
         m = case.materials
         props = phase_properties(m)
         self.mat = el.ElasticFields.from_phases(domain, cell_tags, phase_of_tags, props)
-        self.x_li = fem.Constant(domain, 0.0)  # lithium fraction (uniform, prescribed)
-        self.x_ref = fem.Constant(domain, 0.0)
+        # lithium fraction: uniform and prescribed (a Constant), or a field
+        self.lithium_field = lithium is not None
+        self.x_li = lithium if lithium is not None else fem.Constant(domain, 0.0)
+        self.x_ref = fem.Constant(domain, float(x_ref))
         self.lithiation = fem.Function(Q, name="lithiation")
 
         eps_ch = self.mat.beta * (self.x_li - self.x_ref) * ufl.Identity(3)
@@ -151,8 +156,12 @@ class Simulation:
             f = fem.Function(Q, name=name)
             self.outputs[name] = f
             self._out_expr.append((f, fem.Expression(expr, Q.element.interpolation_points)))
-        self._li_expr = fem.Expression(self.x_li + 0.0 * self.mat.beta, Q.element.interpolation_points)
         self._li_mask = np.isin(self.phase.x.array, [PHASE_CODES["active"], PHASE_CODES["active_b"]])
+        chi_am = fem.Function(Q)
+        chi_am.x.array[:] = self._li_mask.astype(float)
+        self._am_volume = self.comm.allreduce(fem.assemble_scalar(fem.form(chi_am * ufl.dx)), op=MPI.SUM)
+        self._f_x_mean = fem.form(chi_am * self.x_li * ufl.dx)
+        self._f_eigen = fem.form(3.0 * self.mat.beta * (self.x_li - self.x_ref) * ufl.dx)
 
         # scalar forms
         self.volume = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * self.dx)), op=MPI.SUM)
@@ -218,6 +227,9 @@ class Simulation:
 
     # ------------------------------------------------------------------ stepping
     def set_load(self, x: float, x_ref: float) -> None:
+        """Set the uniform lithium fraction (prescribed lithiation only)."""
+        if self.lithium_field:
+            raise RuntimeError("the lithium fraction is a field here: it is set by the electrochemistry")
         self.x_li.value = x
         self.x_ref.value = x_ref
 
@@ -269,14 +281,18 @@ class Simulation:
     def update_outputs(self) -> None:
         for f, expr in self._out_expr:
             f.interpolate(expr)
-        self.lithiation.x.array[:] = np.where(self._li_mask, float(self.x_li.value), np.nan)
-        self.lithiation.x.array[~self._li_mask] = 0.0
+        if not self.lithium_field:
+            self.lithiation.x.array[:] = np.where(self._li_mask, float(self.x_li.value), 0.0)
 
     def field_functions(self) -> list:
+        """Fields for the output (the lithiation only when it is uniform: a lithium field
+        is written by its owner)."""
         out = [self.u]
         if self.fracture:
             out.append(self.d)
-        out += [self.lithiation] + list(self.outputs.values()) + [self.phase, self.particle_id]
+        if not self.lithium_field:
+            out.append(self.lithiation)
+        out += list(self.outputs.values()) + [self.phase, self.particle_id]
         return out
 
     def measures(self) -> dict:
@@ -287,12 +303,11 @@ class Simulation:
         sh = self.outputs["hydrostatic"].x.array
         s1_se = comm.allreduce(float(s1[self.se_cells].max()) if len(self.se_cells) else -np.inf, op=MPI.MAX)
         sh_am = comm.allreduce(float(sh[self.am_cells].min()) if len(self.am_cells) else np.inf, op=MPI.MIN)
-        x = float(self.x_li.value)
-        exp = self.case.materials.active.expansion
+        x = asum(self._f_x_mean) / self._am_volume if self._am_volume > 0 else float("nan")
         out = {
             "x": x,
             "soc": 1.0 - x,
-            "vol_strain": exp * (x - float(self.x_ref.value)),
+            "vol_strain": asum(self._f_eigen) / self._am_volume if self._am_volume > 0 else float("nan"),
             "mean_strain": asum(self._f_trace) / self.volume,
             "sigma1_max_SE": 1e3 * s1_se,
             "sigma_h_min_AM": 1e3 * sh_am,
@@ -349,6 +364,47 @@ class StepRecord:
     measures: dict = field(default_factory=dict)
 
 
+class GrowthGuard:
+    """Rejects a step whose crack grew too brutally (adaptive stepping with fracture).
+
+    A step is rejected when the regularised crack length grew by more than
+    ``max_crack_growth`` (default 20 ell), unless it is already the smallest step or the
+    jump did not shrink when the step was cut (an unstable growth: a property of the
+    solution, not of the step size, so it is accepted and reported).
+    """
+
+    def __init__(self, sim: Simulation):
+        ad = sim.case.fracture.adaptive
+        self.active = ad.enabled and sim.fracture
+        self.max_growth = math.inf
+        if sim.fracture:
+            ell = max(r["ell"] for k, r in sim.failure.items() if k != "interface_band")
+            self.max_growth = ad.max_crack_growth if ad.max_crack_growth is not None else 20.0 * ell
+        self.last_crack = 0.0
+        self._rejected = None  # crack growth of the last step rejected as too brutal
+
+    def accept(self, meas: dict, res: StepResult, smallest: bool) -> bool:
+        """True if the solved step may be accepted (sets ``res.reason`` otherwise, or when an
+        unstable growth is accepted)."""
+        if not self.active or smallest:
+            return True
+        growth = meas["crack_length"] - self.last_crack
+        if growth <= self.max_growth:
+            return True
+        if self._rejected is not None and growth >= 0.5 * self._rejected:
+            res.reason = f"unstable crack growth of {growth:.3g} um accepted"
+            return True
+        self._rejected = growth
+        res.reason = f"crack grew by {growth:.3g} um (> {self.max_growth:.3g})"
+        return False
+
+    def accepted(self, meas: dict) -> None:
+        """Record an accepted step."""
+        self._rejected = None
+        if "crack_length" in meas:
+            self.last_crack = meas["crack_length"]
+
+
 def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_steps: int = 100000) -> dict:
     """Walk the load path with adaptive steps.
 
@@ -361,17 +417,12 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
     h0 = 1.0 / case.loading.steps
     h = h0
     h_min, h_max = h0 * ad.min_step_fraction, h0 * ad.max_step_fraction
-    if sim.fracture:
-        ell = max(r["ell"] for k, r in sim.failure.items() if k != "interface_band")
-        max_growth = ad.max_crack_growth if ad.max_crack_growth is not None else 20.0 * ell
+    guard = GrowthGuard(sim)
     s = 0.0
     total = path.length
     step = 0
     accepted = rejected = 0
-    counters = {"elastic_solves": 0, "damage_solves": 0, "newton_iterations": 0, "iterations": 0,
-                "linear_iterations": 0}
-    last_crack = 0.0
-    rejected_growth = None  # crack growth of the last step rejected as too brutal
+    counters = new_counters()
     t_start = time.perf_counter()
     sim.set_load(path.x(0.0), path.x_ref)
     while s < total - 1e-12:
@@ -383,8 +434,7 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
         sim.save_state()
         sim.set_load(path.x(s_next), path.x_ref)
         res = sim.solve_step()
-        for k in counters:
-            counters[k] += getattr(res, k)
+        add_counters(counters, res)
         step += 1
         meas = None
         ok = res.converged
@@ -393,24 +443,13 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
         if ok:
             sim.update_outputs()
             meas = sim.measures()
-            growth = meas["crack_length"] - last_crack if sim.fracture else 0.0
-            if adaptive and growth > max_growth and not smallest:
-                if rejected_growth is not None and growth >= 0.5 * rejected_growth:
-                    # the jump did not shrink with the step: an unstable crack growth, a
-                    # property of the solution and not of the step size
-                    res.reason = f"unstable crack growth of {growth:.3g} um accepted"
-                else:
-                    ok = False
-                    rejected_growth = growth
-                    res.reason = f"crack grew by {growth:.3g} um (> {max_growth:.3g})"
+            ok = guard.accept(meas, res, smallest)
         if ok:
             sim.accept()
+            guard.accepted(meas)
             accepted += 1
-            rejected_growth = None
             meas["wall"] = time.perf_counter() - t_start
             on_step(StepRecord(step, True, s_next, res, meas))
-            if sim.fracture:
-                last_crack = meas["crack_length"]
             s = s_next
             if adaptive and res.iterations <= ad.easy_iterations:
                 h = min(h * ad.growth_factor, h_max)
@@ -428,6 +467,18 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
                 progress.message(f"step to load {s_next:.4f} rejected ({res.reason}); new step {h:.3g}")
     counters.update({"steps": step, "accepted_steps": accepted, "rejected_steps": rejected})
     return counters
+
+
+COUNTERS = ("elastic_solves", "damage_solves", "newton_iterations", "iterations", "linear_iterations")
+
+
+def new_counters() -> dict:
+    return {k: 0 for k in COUNTERS}
+
+
+def add_counters(counters: dict, res: StepResult) -> None:
+    for k in COUNTERS:
+        counters[k] += getattr(res, k)
 
 
 def _progress_info(meas: dict, res: StepResult) -> str:

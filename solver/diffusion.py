@@ -152,19 +152,26 @@ def lithiation_profile(x: fem.Function, cell_tags, bins: int, weight=None, axis:
 
     Returns (slab centres, mean x per slab); a slab without particle volume gives NaN.
     Every rank gets the same arrays."""
+    return slab_profile(x, active_cells(cell_tags), bins, weight, axis, bounds)
+
+
+def slab_profile(f: fem.Function, cells: np.ndarray, bins: int, weight=None, axis: int = 0,
+                 bounds: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``f`` over the local ``cells`` in ``bins`` slabs along
+    ``axis``, weighted by volume (or by ``weight``). Returns (slab centres, means; NaN in a
+    slab without such cells), the same on every rank (collective)."""
     from dolfinx.mesh import compute_midpoints
 
-    domain = x.function_space.mesh
+    domain = f.function_space.mesh
     comm = domain.comm
     tdim = domain.topology.dim
     n_owned = domain.topology.index_map(tdim).size_local
     Q = fem.functionspace(domain, ("DG", 0))
     w = ufl.TestFunction(Q)
-    am = active_cells(cell_tags)
     chi = fem.Function(Q)
-    chi.x.array[am] = 1.0
+    chi.x.array[cells] = 1.0
     wt = chi if weight is None else chi * weight
-    num = fem.assemble_vector(fem.form(wt * x * w * ufl.dx)).array[:n_owned]
+    num = fem.assemble_vector(fem.form(wt * f * w * ufl.dx)).array[:n_owned]
     den = fem.assemble_vector(fem.form(wt * w * ufl.dx)).array[:n_owned]
     coords = domain.geometry.x[:, axis]
     if bounds is None:

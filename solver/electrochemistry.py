@@ -467,6 +467,11 @@ class ElectrochemistryProblem:
         return Segment(s.mode, s.current, s.voltage, s.cutoff, s.duration, s.until_current, s.index, k // n)
 
     @property
+    def segment_index(self) -> int:
+        """Index of the segment the next step belongs to, counted over all cycles."""
+        return self._seg
+
+    @property
     def done(self) -> bool:
         """True once the last segment of the last cycle has ended (or a cut-off stopped the loading)."""
         return self._done

@@ -20,12 +20,22 @@ from mpi4py import MPI
 # Units of the history columns (documented in the README as well).
 HISTORY_UNITS = {
     "step": "-",
+    "voltage": "V (cathode against lithium metal)",
+    "current_density": "A/m^2 (cell current per collector-side area; > 0 on discharge)",
+    "c_rate": "1/h (cell current / 1C current; > 0 on discharge)",
+    "capacity": "mAh/cm^2 (charge passed in the present protocol segment per collector-side area)",
+    "capacity_fraction": "- (charge passed in the present segment / theoretical capacity)",
+    "segment": "- (protocol segment, counted over all cycles)",
+    "cycle": "- (cycle, from 0)",
+    "mode": "discharge, charge, rest or hold",
+    "kappa_eff_rel": "- (effective ionic conductivity of the damaged electrolyte across the thickness / kappa)",
+    "ec_newton_iterations": "- (Newton iterations of the electrochemistry in the step)",
     "accepted": "1 accepted, 0 rejected (cut) step",
     "time": "s",
     "load": "-  (path coordinate: segment index + fraction)",
-    "x": "- (mean lithium fraction of the particles)",
-    "soc": "- (state of charge of the cathode, 1 - x)",
-    "vol_strain": "- (volumetric eigenstrain of the particles, expansion * (x - x_ref))",
+    "x": "- (volume-mean lithium fraction of the particles)",
+    "soc": "- (state of charge of the cathode, 1 - x; capacity-weighted with electrochemistry)",
+    "vol_strain": "- (volume-mean volumetric eigenstrain of the particles, expansion * (x - x_ref))",
     "mean_strain": "- (mean volumetric strain of the composite)",
     "sigma1_max_SE": "MPa (largest principal stress in the electrolyte)",
     "sigma_h_min_AM": "MPa (most compressive hydrostatic stress in the particles)",
@@ -175,6 +185,12 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=label, unit="load", bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} [{elapsed}<{remaining}] {postfix}")
+
+    def set_total(self, total: float) -> None:
+        self.total = total
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
 
     def update(self, position: float, info: str) -> None:
         if not self.active:

@@ -124,75 +124,117 @@ def run_case(case_path: str | Path, out: str | Path | None = None, overrides: li
 
 
 def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI.Comm, t_all: float) -> Path:
-    from solver.coupling import Simulation, run_loading
-    from solver.loading import LoadPath
     from solver.mesh import build_mesh
     from solver.output import HISTORY_UNITS, FieldWriter, History, Progress, write_json
 
     if comm.rank == 0:
         (out / "case.yaml").write_text(yaml.safe_dump(case_to_dict(case), sort_keys=False))
+    cycling = case.loading.type == "galvanostatic"
     timings = {}
-    progress = Progress(comm, float(len(case.loading.path) - 1), progress_mode, label=case.name)
+    progress = Progress(comm, 1.0, progress_mode, label=case.name)
     progress.message(f"meshing ({comm.size} rank{'s' if comm.size > 1 else ''}) -> {out}")
     t = time.perf_counter()
     bundle = build_mesh(internal, comm, out_dir=out, packing=packing)
     timings["mesh"] = time.perf_counter() - t
     t = time.perf_counter()
-    sim = Simulation(internal, bundle)
+    if cycling:
+        from solver.cycling import CELL_COLUMNS, CoupledCell
+
+        cell = CoupledCell(internal, bundle)
+        sim = cell.sim
+        fields = cell.field_functions()
+        progress.set_total(float(cell.ec.n_segments))
+    else:
+        from solver.coupling import Simulation
+        from solver.loading import LoadPath
+
+        sim = Simulation(internal, bundle)
+        fields = sim.field_functions()
+        path = LoadPath.from_case(case.loading)
+        progress.set_total(path.length)
     timings["setup"] = time.perf_counter() - t
     dofs = sim.dofs()
+    if cycling:
+        dofs.update({"lithiation": cell.ec.Vx.dofmap.index_map.size_global,
+                     "ionic_potential": cell.ec.Vp.dofmap.index_map.size_global})
     progress.message(
         f"{bundle.info['mesh']['cells_global']} cells, DOFs {dofs}, "
         f"{len(bundle.info['packing']['particles'])} particles (fraction {bundle.info['packing']['fraction']:.3f})"
     )
-    path = LoadPath.from_case(case.loading)
-    columns = ["step", "accepted", "time", "load", "x", "soc", "vol_strain", "mean_strain",
-               "sigma1_max_SE", "sigma_h_min_AM", "elastic_energy"]
+    mech_columns = ["x", "soc", "vol_strain", "mean_strain", "sigma1_max_SE", "sigma_h_min_AM", "elastic_energy"]
     if sim.fracture:
-        columns += ["fracture_energy", "crack_length", "crack_length_sharp", "damaged_fraction",
-                    "crack_segments", "d_max"]
-    columns += ["iterations", "elastic_solves", "damage_solves", "newton_iterations", "linear_iterations", "wall"]
+        mech_columns += ["fracture_energy", "crack_length", "crack_length_sharp", "damaged_fraction",
+                         "crack_segments", "d_max"]
+    solver_columns = ["iterations", "elastic_solves", "damage_solves", "newton_iterations", "linear_iterations"]
+    if cycling:
+        columns = ["step", "accepted", "time"] + CELL_COLUMNS + mech_columns + solver_columns + [
+            "ec_newton_iterations", "wall"]
+    else:
+        columns = ["step", "accepted", "time", "load"] + mech_columns + solver_columns + ["wall"]
     history = History(out / "history.csv", comm, columns)
-    writer = FieldWriter(out / "fields.xdmf", bundle.mesh, sim.field_functions())
+    writer = FieldWriter(out / "fields.xdmf", bundle.mesh, fields)
+    profiles = _ProfileWriter(out / "profiles.csv", comm) if cycling else None
     every = case.output.fields_every
     n_written = [0]
     accepted_count = [0]
     last = {}
     t_io = [0.0]
 
+    def write_fields(t_now: float) -> None:
+        t0 = time.perf_counter()
+        writer.write(t_now)
+        if profiles is not None:
+            profiles.add(accepted_count[0], t_now, cell.profiles(case.output.profile_bins))
+        t_io[0] += time.perf_counter() - t0
+        n_written[0] += 1
+
     sim.update_outputs()
     first = sim.measures()
-    history.add({"step": 0, "accepted": 1, "time": 0.0, "load": 0.0, **first, "iterations": 0,
-                 "elastic_solves": 0, "damage_solves": 0, "newton_iterations": 0, "linear_iterations": 0,
-                 "wall": 0.0})
-    t0 = time.perf_counter()
-    writer.write(0.0)
-    t_io[0] += time.perf_counter() - t0
-    n_written[0] += 1
+    zero = {k: 0 for k in solver_columns}
+    if cycling:
+        cell.ec.update_outputs()
+        cell.kappa_eff_rel = cell.ec.effective_conductivity(relative=True)
+        first.update(cell.cell_measures())
+        history.add({"step": 0, "accepted": 1, **first, **zero, "ec_newton_iterations": 0, "wall": 0.0})
+    else:
+        history.add({"step": 0, "accepted": 1, "time": 0.0, "load": 0.0, **first, **zero, "wall": 0.0})
+    write_fields(0.0)
 
     def on_step(rec):
-        row = {"step": rec.step, "accepted": int(rec.accepted), "time": path.time(rec.load), "load": rec.load,
-               "iterations": rec.result.iterations, "elastic_solves": rec.result.elastic_solves,
-               "damage_solves": rec.result.damage_solves, "newton_iterations": rec.result.newton_iterations,
-               "linear_iterations": rec.result.linear_iterations}
+        res = rec.result
+        row = {"step": rec.step, "accepted": int(rec.accepted)}
+        row.update({k: getattr(res, k) for k in solver_columns})
+        if cycling:
+            row.update({"time": rec.time, "ec_newton_iterations": rec.ec.newton_iterations})
+            at_end = cell.ec.done
+        else:
+            row.update({"time": path.time(rec.load), "load": rec.load})
+            at_end = rec.load >= path.length - 1e-12
         row.update(rec.measures)
         history.add(row)
         if rec.accepted:
             accepted_count[0] += 1
             last.update(row)
-            at_end = rec.load >= path.length - 1e-12
             if (every and accepted_count[0] % every == 0) or at_end:
-                t0 = time.perf_counter()
-                writer.write(path.time(rec.load))
-                t_io[0] += time.perf_counter() - t0
-                n_written[0] += 1
+                write_fields(row["time"])
 
     t = time.perf_counter()
-    counters = run_loading(sim, path, on_step, progress)
+    if cycling:
+        from solver.cycling import run_cycling
+
+        result = run_cycling(cell, on_step, progress)
+        counters = result["counters"]
+        timings.update({f"solve_{k}": v for k, v in result["timers"].items()})
+    else:
+        from solver.coupling import run_loading
+
+        counters = run_loading(sim, path, on_step, progress)
     timings["solve"] = time.perf_counter() - t - t_io[0]
     timings["output"] = t_io[0]
     writer.close()
     history.close()
+    if profiles is not None:
+        profiles.close()
     progress.close()
     timings["total"] = time.perf_counter() - t_all
     import resource
@@ -218,6 +260,8 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
         "final": {k: last.get(k) for k in columns if k not in ("step", "accepted")},
         "history_units": {k: HISTORY_UNITS.get(k, "") for k in columns},
     }
+    if cycling:
+        summary["cell"] = _cell_summary(cell.ec)
     if sim.fracture:
         summary["failure_properties"] = _failure_si(sim.failure)
         summary["stages"] = _stages(out / "history.csv", comm)
@@ -225,6 +269,53 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
     if comm.rank == 0:
         print(f"[{case.name}] done in {timings['total']:.1f} s: results in {out}", flush=True)
     return out
+
+
+class _ProfileWriter:
+    """profiles.csv: mean lithiation of the particles and damage of the electrolyte against
+    the depth from the lithium side, one block of rows per field output (rank 0 writes)."""
+
+    def __init__(self, path: Path, comm: MPI.Comm):
+        self._fh = open(path, "w") if comm.rank == 0 else None
+        self._header = False
+
+    def add(self, output: int, t: float, prof: dict) -> None:
+        if self._fh is None:
+            return
+        keys = [k for k in ("x", "damage") if k in prof]
+        if not self._header:
+            self._fh.write(",".join(["output", "time", "depth"] + keys) + "\n")
+            self._header = True
+        for i, depth in enumerate(prof["depth"]):
+            vals = [f"{prof[k][i]:.8g}" for k in keys]
+            self._fh.write(",".join([str(output), f"{t:.8g}", f"{depth * 1e-6:.8g}"] + vals) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def _cell_summary(ec) -> dict:
+    """Capacity and the end of every protocol segment, in SI units (2D: per metre of thickness)."""
+    from solver.cycling import C_PER_UM2_TO_MAH_PER_CM2
+
+    per = 1e6 if ec.domain.geometry.dim == 2 else 1.0  # 2D: per um of thickness -> per m
+    area = ec.collector_area
+    segments = []
+    for s in ec.segment_log:
+        segments.append({
+            "segment": s["segment"], "cycle": s["cycle"], "mode": s["mode"], "event": s["event"],
+            "duration_s": s["duration"], "voltage_V": s["voltage"], "x_mean": s["x_mean"],
+            "capacity_fraction": s["capacity"] / ec.capacity,
+            "capacity_mAh_cm2": s["capacity"] / area * C_PER_UM2_TO_MAH_PER_CM2 if area > 0 else None,
+        })
+    return {
+        "theoretical_capacity_C": ec.capacity * per,
+        "theoretical_capacity_mAh_cm2": ec.capacity / area * C_PER_UM2_TO_MAH_PER_CM2 if area > 0 else None,
+        "one_c_current_A": ec.one_c * per,
+        "segments": segments,
+    }
 
 
 def _failure_si(resolved: dict) -> dict:
