@@ -43,7 +43,7 @@ def run(case: str, out: Path, scheme: str, sets: list[str]) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("case", nargs="?", default=str(ROOT / "cases" / "bucci2017.yaml"))
+    ap.add_argument("case", nargs="?", default=str(ROOT / "cases" / "bucci2017_prescribed.yaml"))
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench_fracture_scheme")
     args = ap.parse_args()

@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("mesh_2d.py", [], False),
     ("scaling.py", [], False),
+    ("cycling.py", [], False),
     ("fracture_scheme.py", [], True),
     ("mesh_3d.py", [], True),
 ]

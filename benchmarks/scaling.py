@@ -2,7 +2,7 @@
 
     python benchmarks/scaling.py [CASE] [--ranks 1 2] [--set key=value ...]
 
-By default: the default case without fracture, refined to more than 200k displacement
+By default: the default cathode under a prescribed lithiation (cases/bucci2017_prescribed.yaml) without fracture, refined to more than 200k displacement
 DOFs (element size 0.04 um), 20 load steps. Each rank count runs in its own `mpiexec`;
 the script prints the time of each phase (mesh, set-up, solve, output) from summary.json,
 the peak memory of each rank, and the speed-up of the solve phase against the first
@@ -24,7 +24,7 @@ DEFAULT_SETS = ["fracture.enabled=false", "geometry.mesh.size=0.04e-6", "geometr
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("case", nargs="?", default=str(ROOT / "cases" / "bucci2017.yaml"))
+    ap.add_argument("case", nargs="?", default=str(ROOT / "cases" / "bucci2017_prescribed.yaml"))
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--set", dest="sets", action="append", default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench_scaling")

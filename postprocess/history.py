@@ -15,6 +15,8 @@ import numpy as np
 
 #: the file whose presence marks a complete run (written last by ``ssbfrac run``)
 COMPLETION_MARKER = "summary.json"
+#: history columns that hold text (the protocol segment's mode of a cycling run)
+TEXT_COLUMNS = ("mode",)
 
 
 class PostprocessError(Exception):
@@ -22,7 +24,8 @@ class PostprocessError(Exception):
 
 
 def read_history(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a history.csv into one float array per column (empty cells are NaN).
+    """Read a history.csv into one float array per column (empty cells are NaN), except
+    the text columns of :data:`TEXT_COLUMNS` (string arrays).
 
     The header line names the columns (documented in ``solver/output.py``,
     ``HISTORY_UNITS``). A last line with fewer values than columns is ignored: it is
@@ -52,6 +55,9 @@ def read_history(path: str | Path) -> dict[str, np.ndarray]:
             raise PostprocessError(f"{path}: line {lineno}: {len(row)} values for {len(columns)} columns")
         for name, text in zip(columns, row):
             text = text.strip()
+            if name in TEXT_COLUMNS:
+                values[name].append(text)
+                continue
             if text == "":
                 values[name].append(math.nan)
                 continue
@@ -59,7 +65,7 @@ def read_history(path: str | Path) -> dict[str, np.ndarray]:
                 values[name].append(float(text))
             except ValueError:
                 raise PostprocessError(f"{path}: line {lineno}: column {name}: {text!r} is not a number") from None
-    return {name: np.array(v, dtype=float) for name, v in values.items()}
+    return {name: np.array(v, dtype=str if name in TEXT_COLUMNS else float) for name, v in values.items()}
 
 
 def accepted_rows(history: dict[str, np.ndarray], path: str | Path) -> dict[str, np.ndarray]:

@@ -199,15 +199,51 @@ def solver_figure(history_all: dict):
     return fig
 
 
-def voltage_figure(history: dict, voltage_unit: str = "V", capacity_unit: str = ""):
-    """Cell voltage against capacity, when the history has both columns."""
+def voltage_figure(history: dict, voltage_unit: str = "V", capacity_unit: str = "", dimension: int = 2):
+    """A cycling run: the voltage against the capacity of each discharge and charge segment
+    (top) and, when fracture is on, the crack length and the relative effective ionic
+    conductivity of the electrolyte against time (bottom), the segments shaded."""
     if not _has(history, "voltage", "capacity"):
         return None
-    fig = new_figure()
-    ax = fig.add_subplot()
-    ax.plot(history["capacity"], history["voltage"], "-", color="k", lw=1.4)
+    cracked = _has(history, "crack_length")
+    fig = new_figure(6.4, 7.2 if cracked else 4.4)
+    axes = fig.subplots(2 if cracked else 1, 1, squeeze=False)[:, 0]
+    ax = axes[0]
+    mode = history.get("mode", np.full(history["voltage"].shape, ""))
+    seg = history.get("segment", np.zeros(history["voltage"].shape))
+    colours = {"discharge": "#c62828", "charge": "#1565c0"}
+    for k in np.unique(seg[1:]):
+        rows = np.flatnonzero(seg == k)
+        m = str(mode[rows[-1]])
+        if m not in colours:
+            continue
+        rows = np.concatenate([[rows[0] - 1], rows]) if rows[0] > 0 else rows  # start from the previous state
+        cap = history["capacity"][rows].copy()
+        cap[0] = 0.0
+        ax.plot(cap, history["voltage"][rows], "-", color=colours[m], lw=1.5, label=f"{m} (segment {int(k)})")
     ax.set_xlabel(f"capacity ({capacity_unit})" if capacity_unit else "capacity")
     ax.set_ylabel(f"voltage ({voltage_unit})")
     ax.set_title("voltage against capacity", fontsize=9)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if cracked:
+        u = units(dimension)
+        ax = axes[1]
+        t = history["time"] / 3600.0
+        for k in np.unique(seg):
+            rows = np.flatnonzero(seg == k)
+            m = str(mode[rows[-1]])
+            if m in colours and len(rows):
+                t0 = t[rows[0] - 1] if rows[0] > 0 else t[rows[0]]
+                ax.axvspan(t0, t[rows[-1]], color=colours[m], alpha=0.08, lw=0)
+        ax.plot(t, history["crack_length"], "-o", ms=2.0, color="k", lw=1.3, label="crack length")
+        ax.set_xlabel("time (h)")
+        ax.set_ylabel(f"crack {'area' if dimension == 3 else 'length'} ({u['crack']})")
+        ax.grid(alpha=0.3)
+        if _has(history, "kappa_eff_rel"):
+            ax2 = ax.twinx()
+            ax2.plot(t, history["kappa_eff_rel"], "-", color="#2e7d32", lw=1.3, label="effective conductivity")
+            ax2.set_ylabel("effective ionic conductivity / kappa", color="#2e7d32")
+            ax2.set_ylim(bottom=0.0)
+        ax.set_title("cracks and ionic transport (shaded: discharge red, charge blue)", fontsize=9)
     return fig

@@ -77,7 +77,7 @@ def post_run(run_dir: str | Path, out_dir: str | Path | None = None, steps: list
          "no sigma1_max_SE column")
     emit("solver", plots.solver_figure(all_rows), "no solver columns")
     emit("voltage", plots.voltage_figure(history, _short_unit(units.get("voltage"), "V"),
-                                         _short_unit(units.get("capacity"), "")),
+                                         _short_unit(units.get("capacity"), ""), dimension),
          "no voltage and capacity columns (electrochemistry not in this run)")
     fields_note = _field_figures(run_dir, out, steps, history, formats, figures, skipped)
 

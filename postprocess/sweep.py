@@ -56,6 +56,8 @@ RESULT_COLUMNS = [
     "final_crack_length_sharp",   # crack length of d >= 0.9, last accepted row
     "damaged_fraction",           # fraction of the damageable phase with d >= 0.9
     "capacity",                   # last capacity value, when the history has one
+    "discharge_capacity",         # cycling: charge of the first discharge / theoretical capacity
+    "final_kappa_eff_rel",        # cycling: effective ionic conductivity / kappa, last accepted row
     "wall_time_s",                # summary.json wall time; solve time so far otherwise
     "accepted_rows",              # accepted rows of history.csv (initial state included)
     "note",                       # error message of a failed run, or the stage summary
@@ -66,6 +68,13 @@ TREND_METRICS = [
     ("stage_II_rate", "stage-II rate (um per unit strain)"),
     ("final_crack_length", "final crack length, regularised (um)"),
     ("final_crack_length_sharp", "final crack length, d >= 0.9 (um)"),
+]
+#: the panels of a cycling sweep (galvanostatic runs) replace the last one
+CYCLING_METRICS = [
+    ("onset_vol_strain", "onset: particle volumetric strain (-)"),
+    ("stage_II_rate", "stage-II rate (um per unit strain)"),
+    ("final_crack_length", "final crack length, regularised (um)"),
+    ("discharge_capacity", "first discharge capacity / theoretical (-)"),
 ]
 
 
@@ -201,6 +210,7 @@ def run_row(run_dir: Path, name: str, case: dict, parameters: list[str], stage_o
         row["final_crack_length_sharp"] = _last(history, "crack_length_sharp")
         row["damaged_fraction"] = _last(history, "damaged_fraction")
         row["capacity"] = _last(history, "capacity")
+        row["final_kappa_eff_rel"] = _last(history, "kappa_eff_rel")
         row["wall_time_s"] = _last(history, "wall")
         if row["accepted_rows"]:
             by_strain = detect_stages_from_history(history_csv, "vol_strain", **stage_options) \
@@ -220,6 +230,9 @@ def run_row(run_dir: Path, name: str, case: dict, parameters: list[str], stage_o
         notes.append("no history.csv")
     if summary is not None and summary.get("wall_time_s") is not None:
         row["wall_time_s"] = float(summary["wall_time_s"])
+    discharges = [s for s in get_path(summary or {}, "cell.segments") or [] if s.get("mode") == "discharge"]
+    if discharges:
+        row["discharge_capacity"] = discharges[0]["capacity_fraction"]
     row["note"] = "; ".join(n for n in notes if n)
     return row
 
@@ -279,7 +292,8 @@ def trend_figure(rows: list[dict], parameters: list[str], x_param: str, seed_par
     groups = sorted({tuple(json.dumps(r.get(p)) for p in others) for r in done})
     fig = plots.new_figure(10, 7.2)
     axes = fig.subplots(2, 2).ravel()
-    for ax, (metric, label) in zip(axes, TREND_METRICS):
+    cycling = any(r.get("discharge_capacity") is not None for r in done)
+    for ax, (metric, label) in zip(axes, CYCLING_METRICS if cycling else TREND_METRICS):
         for gi, group in enumerate(groups):
             members = [r for r in done if tuple(json.dumps(r.get(p)) for p in others) == group]
             colour = f"C{gi % 10}"
