@@ -158,3 +158,18 @@ def test_cracks_grow_on_discharge_and_cut_the_ionic_paths(tmp_path):
     assert "damage" in prof and np.nanmax(prof["damage"]) > 0.1
     assert summary["stages"]["stage_I_detected"]
     assert [s["mode"] for s in summary["cell"]["segments"]] == ["discharge", "charge"]
+
+
+def test_shipped_depth_cases_lithiate_from_opposite_sides(tmp_path):
+    """cases/depth: ionic limitation fills the separator side first, electronic limitation
+    the collector side (last profile of a 2C discharge)."""
+    slopes = {}
+    for kind in ("ionic", "electronic"):
+        out = tmp_path / kind
+        summary, _ = run(ROOT / "cases" / "depth" / f"{kind}_limited.yaml", out, "output.fields_every=0")
+        prof = read_profiles(out / "profiles.csv")
+        last = prof["output"] == prof["output"].max()
+        ok = last & np.isfinite(prof["x"])
+        slopes[kind] = np.polyfit(prof["depth"][ok] * 1e6, prof["x"][ok], 1)[0]
+        assert summary["cell"]["segments"][0]["capacity_fraction"] > 0.2
+    assert slopes["ionic"] < -0.01 and slopes["electronic"] > 0.005, slopes
