@@ -11,6 +11,7 @@ examples:
   ssbfrac run cases/bucci2017.yaml
   ssbfrac run cases/bucci2017.yaml --out results/stiff --set materials.electrolyte.E=150e9
   mpiexec -n 2 ssbfrac run cases/bucci2017.yaml --out results/np2
+  ssbfrac run cases/bucci2017.yaml --out results/np2 --restart   (continue from its checkpoint)
   ssbfrac mesh cases/bucci2017.yaml --out results/mesh --preview
   ssbfrac check cases/bucci2017.yaml --set geometry.particles.volume_fraction=0.5
   ssbfrac schema            (every case field, its unit and default)
@@ -44,13 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run a case into a run directory: case.yaml (resolved, SI), mesh.msh + mesh.json, "
             "fields.xdmf/.h5 (ParaView), history.csv (one row per step) and summary.json, written last "
-            "as the completion marker. Runs under MPI: mpiexec -n N ssbfrac run CASE."
+            "as the completion marker. Runs under MPI: mpiexec -n N ssbfrac run CASE. On SIGTERM or SIGUSR1 "
+            "the run writes checkpoint.h5 after its present step and exits with status 85; --restart continues it."
         ),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_case_args(p)
     p.add_argument("--out", type=Path, help="run directory (default: results/<case name>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--restart", action="store_true",
+                   help="continue the run in --out from its checkpoint.h5 (same case and --set options; "
+                        "any number of MPI ranks)")
     p.add_argument("--progress", choices=["auto", "bar", "lines", "none"],
                    help="progress display (default: output.progress of the case, 'auto')")
 
@@ -108,12 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     import solver  # noqa: F401  (DOLFINx wheel import order)
     from mpi4py import MPI
 
+    from solver.checkpoint import EXIT_CHECKPOINTED
     from solver.config import CaseError
-    from solver.runner import RunError
+    from solver.runner import RunCheckpointed, RunError
 
     comm = MPI.COMM_WORLD
     try:
         return _dispatch(args, comm)
+    except RunCheckpointed as exc:
+        if comm.rank == 0:
+            print(str(exc), file=sys.stderr, flush=True)
+        return EXIT_CHECKPOINTED
     except (CaseError, RunError) as exc:
         if comm.rank == 0:
             print(f"ssbfrac: error: {exc}", file=sys.stderr, flush=True)
@@ -181,7 +191,7 @@ def _dispatch(args, comm) -> int:
     if args.command == "run":
         from solver.runner import run_case
 
-        run_case(args.case, args.out, args.overrides, args.overwrite, args.progress, comm)
+        run_case(args.case, args.out, args.overrides, args.overwrite, args.progress, comm, restart=args.restart)
         return 0
     for name, module, _ in PLUGINS:
         if args.command == name:

@@ -953,6 +953,14 @@ class Output(Schema):
         20, ge=2, le=1000,
         description="galvanostatic loading: slabs across the thickness of profiles.csv (lithiation and damage against depth)",
     )
+    checkpoint_every: int = Field(
+        0, ge=0,
+        description="write checkpoint.h5 every N accepted steps for a later --restart (0: only when the run is asked to stop, by SIGTERM or SIGUSR1)",
+    )
+    checkpoint_interval: float = quantity(
+        0.0, unit="s", ge=0.0,
+        description="also write checkpoint.h5 once this much wall-clock time has passed since the last one (0: off)",
+    )
 
 
 # --------------------------------------------------------------------------- the case

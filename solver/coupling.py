@@ -325,6 +325,17 @@ class Simulation:
             })
         return out
 
+    def checkpoint_functions(self) -> dict:
+        """The fields that a checkpoint must hold to continue the run exactly: the
+        displacement and, with fracture, the damage, its last accepted value (the
+        irreversibility bound) and the history field (``irreversibility: history``)."""
+        out = {"displacement": self.u}
+        if self.fracture:
+            out.update({"damage": self.d, "damage_accepted": self.d_prev})
+            if self.H_hist is not None:
+                out["H_history"] = self.H_hist
+        return out
+
     def dofs(self) -> dict:
         V = self.u.function_space
         out = {"displacement": V.dofmap.index_map.size_global * V.dofmap.index_map_bs}
@@ -404,12 +415,30 @@ class GrowthGuard:
         if "crack_length" in meas:
             self.last_crack = meas["crack_length"]
 
+    def state(self) -> dict:
+        """What a checkpoint needs to continue: the crack length of the last accepted step
+        (um) and the growth of the last step rejected as too brutal (um, or None)."""
+        return {"last_crack": self.last_crack, "rejected": self._rejected}
 
-def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_steps: int = 100000) -> dict:
+    def load_state(self, state: dict) -> None:
+        """Restore :meth:`state`."""
+        self.last_crack = float(state["last_crack"])
+        self._rejected = None if state["rejected"] is None else float(state["rejected"])
+
+
+def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_steps: int = 100000,
+                resume: dict | None = None, at_boundary=None) -> dict:
     """Walk the load path with adaptive steps.
 
     ``on_step(record)`` is called for every accepted and rejected step (after
     ``sim.update_outputs()`` for accepted ones). Returns counters for the summary.
+
+    Checkpoints: ``at_boundary(state)``, if given, is called after every accepted step
+    that does not end the path (after ``on_step``) with the loop state, a dict of JSON
+    types: load coordinate ``s``, step size ``h``, step counts, solver counters, the
+    :class:`GrowthGuard` state and ``wall`` (s of solving so far). If it returns True
+    the loop stops there, and a later call with ``resume=state`` continues exactly from
+    that point (the fields of ``sim``: u, d, d_prev and H_hist, must be restored first).
     """
     case = sim.case
     ad = case.fracture.adaptive
@@ -423,8 +452,15 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
     step = 0
     accepted = rejected = 0
     counters = new_counters()
-    t_start = time.perf_counter()
-    sim.set_load(path.x(0.0), path.x_ref)
+    wall0 = 0.0
+    if resume is not None:
+        s, h = float(resume["s"]), float(resume["h"])
+        step, accepted, rejected = int(resume["step"]), int(resume["accepted"]), int(resume["rejected"])
+        counters.update({k: int(v) for k, v in resume["counters"].items()})
+        guard.load_state(resume["guard"])
+        wall0 = float(resume["wall"])
+    t_start = time.perf_counter() - wall0
+    sim.set_load(path.x(s), path.x_ref)
     while s < total - 1e-12:
         if step >= max_steps:
             raise RuntimeError(f"more than {max_steps} steps: the step size collapsed")
@@ -457,6 +493,12 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
                 progress.update(s, _progress_info(meas, res))
                 if res.reason:
                     progress.message(f"load {s:.4f}: {res.reason}")
+            if at_boundary is not None and s < total - 1e-12:
+                state = {"s": s, "h": h, "step": step, "accepted": accepted, "rejected": rejected,
+                         "counters": dict(counters), "guard": guard.state(),
+                         "wall": time.perf_counter() - t_start}
+                if at_boundary(state):
+                    break
         else:
             rejected += 1
             sim.restore_state()

@@ -74,6 +74,17 @@ class CoupledCell:
             self.ec.damage.x.array[:] = self.sim.d.x.array
         self.sigma_h.x.array[:] = self.sim.outputs["hydrostatic"].x.array
 
+    def checkpoint_functions(self) -> dict:
+        """The fields that a checkpoint must hold to continue the run exactly: those of
+        the mechanics (:meth:`Simulation.checkpoint_functions`), the lithium fraction and
+        its value at the start of the step, the ionic and particle potentials, the damage
+        seen by the electrochemistry and the hydrostatic stress handed to it."""
+        ec = self.ec
+        out = self.sim.checkpoint_functions()
+        out.update({"lithiation": ec.x, "lithiation_old": ec.x_old, "ionic_potential": ec.phi_e,
+                    "particle_potential": ec.phi_s, "ec_damage": ec.damage, "hydrostatic_lagged": self.sigma_h})
+        return out
+
     def field_functions(self) -> list:
         """Displacement (and damage), the electrochemistry's fields, then stresses and tags."""
         mech = self.sim.field_functions()
@@ -112,11 +123,22 @@ class CoupledCell:
         return out
 
 
-def run_cycling(cell: CoupledCell, on_step, progress=None, max_steps: int = 1000000) -> dict:
+def run_cycling(cell: CoupledCell, on_step, progress=None, max_steps: int = 1000000,
+                resume: dict | None = None, at_boundary=None) -> dict:
     """Run the protocol of the case to its end with adaptive time steps.
 
     ``on_step(record)`` is called for every accepted and rejected step. Returns counters
-    and the time spent per physics (s) for the summary."""
+    and the time spent per physics (s) for the summary.
+
+    Checkpoints: ``at_boundary(state)``, if given, is called after every accepted step
+    that does not end the protocol (after ``on_step`` and the transfers) with the loop
+    state, a dict of JSON types and numpy arrays: time step ``dt`` (s), step counts,
+    counters, timers (s), the :class:`GrowthGuard` state, ``wall`` (s of solving so far)
+    and ``ec``, the scalar state of the electrochemistry
+    (:meth:`ElectrochemistryProblem.checkpoint_state`). If it returns True the loop stops
+    there; a later call with ``resume=state`` continues exactly from that point once the
+    fields have been restored (``sim``: u, d, d_prev, H_hist; ``ec``: x, x_old, phi_e,
+    phi_s, damage; ``cell.sigma_h``)."""
     sim, ec = cell.sim, cell.ec
     ld, ad = sim.case.loading, sim.case.fracture.adaptive
     dt = ld.time_step
@@ -127,7 +149,16 @@ def run_cycling(cell: CoupledCell, on_step, progress=None, max_steps: int = 1000
     counters.update(ec_newton_iterations=0, ec_solves=0)
     timers = {"electrochemistry": 0.0, "mechanics": 0.0, "effective_conductivity": 0.0}
     step = accepted = rejected = 0
-    t_start = time.perf_counter()
+    wall0 = 0.0
+    if resume is not None:
+        dt = float(resume["dt"])
+        step, accepted, rejected = int(resume["step"]), int(resume["accepted"]), int(resume["rejected"])
+        counters.update({k: int(v) for k, v in resume["counters"].items()})
+        timers.update({k: float(v) for k, v in resume["timers"].items()})
+        guard.load_state(resume["guard"])
+        ec.load_checkpoint_state(resume["ec"])
+        wall0 = float(resume["wall"])
+    t_start = time.perf_counter() - wall0
     cell.kappa_eff_rel = _timed(timers, "effective_conductivity", ec.effective_conductivity, True)
     while not ec.done:
         if step >= max_steps:
@@ -172,6 +203,12 @@ def run_cycling(cell: CoupledCell, on_step, progress=None, max_steps: int = 1000
                 if r_ec.event:
                     progress.message(f"t = {ec.time:.1f} s: {meas['mode']} ended ({r_ec.event}) at "
                                      f"{meas['voltage']:.3f} V, capacity {meas['capacity_fraction']:.3f} of theoretical")
+            if at_boundary is not None and not ec.done:
+                state = {"dt": dt, "step": step, "accepted": accepted, "rejected": rejected,
+                         "counters": dict(counters), "timers": dict(timers), "guard": guard.state(),
+                         "wall": time.perf_counter() - t_start, "ec": ec.checkpoint_state()}
+                if at_boundary(state):
+                    break
         else:
             rejected += 1
             t_try = ec.time

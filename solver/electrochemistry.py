@@ -541,6 +541,39 @@ class ElectrochemistryProblem:
         self._report = dict(s["report"])
         self._sums = s["sums"]
 
+    def checkpoint_state(self) -> dict:
+        """The scalar state of the cell for a checkpoint: control unknowns (V), voltage (V),
+        current (A), time (s), charge (C), protocol position, predictor data and the
+        segment log. JSON types and numpy arrays, the same on every rank. The fields
+        ``x``, ``x_old``, ``phi_e``, ``phi_s`` and ``damage`` are not included: store them
+        as functions (:mod:`solver.checkpoint`)."""
+        s = self._snapshot()
+        for key in ("x", "x_old", "phi", "phi_s", "log"):
+            del s[key]
+        s["last"] = None if s["last"] is None else {"u": s["last"][0], "dt": s["last"][1]}
+        s["sums"] = list(s["sums"])
+        s["segment_log"] = [dict(entry) for entry in self.segment_log]
+        s["sensitivity_solves"] = self.sensitivity_solves
+        return s
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        """Restore the scalar state written by :meth:`checkpoint_state`; the fields must
+        have been read back already (they are left as they are)."""
+        s = dict(state)
+        s.update(x=self.x.x.array.copy(), x_old=self.x_old.x.array.copy(), phi=self.phi_e.x.array.copy(),
+                 phi_s=self.phi_s.x.array.copy())
+        s["u"] = np.asarray(s["u"], dtype=float)
+        last = s["last"]
+        s["last"] = None if last is None else (np.asarray(last["u"], dtype=float), float(last["dt"]))
+        s["jac"] = None if s["jac"] is None else np.asarray(s["jac"], dtype=float)
+        s["sums"] = tuple(float(v) for v in s["sums"])
+        s["seg"], s["seg_steps"], s["done"] = int(s["seg"]), int(s["seg_steps"]), bool(s["done"])
+        self.segment_log[:] = [dict(entry) for entry in state["segment_log"]]
+        s["log"] = len(self.segment_log)
+        self._restore(s)
+        self.sensitivity_solves = int(state["sensitivity_solves"])
+        self._saved = None
+
     def save_state(self) -> None:
         """Remember the present state: fields, potentials, time and protocol position."""
         self._saved = self._snapshot()

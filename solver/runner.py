@@ -4,13 +4,27 @@ A run directory holds ``case.yaml`` (the resolved case, SI units), ``mesh.msh`` 
 ``mesh.json``, ``fields.xdmf``/``fields.h5``, ``history.csv`` and, written last,
 ``summary.json``: a directory without ``summary.json`` is not complete. A failed run
 leaves ``error.txt``. An existing run directory is never silently reused.
+
+Checkpoint and restart: on SIGTERM or SIGUSR1 (e.g. Slurm's ``--signal``) a run
+finishes its present step, writes ``checkpoint.h5`` (:mod:`solver.checkpoint`) and
+``stopped.json``, and stops (:class:`RunCheckpointed`; ``ssbfrac run`` exits with
+:data:`solver.checkpoint.EXIT_CHECKPOINTED`). ``output.checkpoint_every`` (accepted
+steps) and ``output.checkpoint_interval`` (s) write checkpoints along the way as well.
+``run_case(..., restart=True)`` (``ssbfrac run CASE --out DIR --restart``) continues
+the run in ``DIR`` from its checkpoint, on any number of MPI ranks: history.csv,
+profiles.csv and the field series are cut back to the checkpointed step and continued.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import platform
+import shlex
 import shutil
+import signal
 import time
 import traceback
 from pathlib import Path
@@ -20,13 +34,30 @@ from mpi4py import MPI
 
 from solver import __version__
 from solver.config import Case, CaseError, case_to_dict, load_case
+from solver.output import FieldWriter
 from solver.units import to_internal
 
 COMPLETION_MARKER = "summary.json"
+#: the checkpoint of a run, in its directory
+CHECKPOINT_FILE = "checkpoint.h5"
+#: written (with the checkpoint) by a run that stopped on request
+STOP_MARKER = "stopped.json"
+#: environment variable: ask for a stop once this many steps are accepted (for tests)
+STOP_AFTER_ENV = "SSBFRAC_STOP_AFTER_STEPS"
 
 
 class RunError(RuntimeError):
     """A run could not be started or did not finish (message for the user)."""
+
+
+class RunCheckpointed(Exception):
+    """The run stopped on request after writing its checkpoint; ``--restart`` continues it.
+
+    Attributes: ``out`` (the run directory), ``command`` (the command that continues it)."""
+
+    def __init__(self, message: str, out: Path, command: str):
+        super().__init__(message)
+        self.out, self.command = out, command
 
 
 def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
@@ -53,7 +84,9 @@ def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
 
 
 def run_state(path: Path) -> str:
-    """'missing', 'not-a-directory', 'empty', 'complete', 'failed' or 'incomplete' (running or killed)."""
+    """'missing', 'not-a-directory', 'empty', 'complete', 'checkpointed' (stopped on
+    request with a checkpoint: ``--restart`` continues it), 'failed' or 'incomplete'
+    (running, or killed; ``--restart`` continues it if it holds checkpoint.h5)."""
     path = Path(path)
     if not path.exists():
         return "missing"
@@ -63,6 +96,8 @@ def run_state(path: Path) -> str:
         return "empty"
     if (path / COMPLETION_MARKER).exists():
         return "complete"
+    if (path / STOP_MARKER).exists() and (path / CHECKPOINT_FILE).exists():
+        return "checkpointed"
     if (path / "error.txt").exists():
         return "failed"
     return "incomplete"
@@ -74,10 +109,12 @@ def prepare_directory(out: Path, overwrite: bool, comm: MPI.Comm) -> None:
         state = run_state(out)
         if out.exists() and not out.is_dir():
             err = f"{out}: exists and is not a directory"
-        elif state in ("complete", "failed", "incomplete"):
+        elif state in ("complete", "checkpointed", "failed", "incomplete"):
             if not overwrite:
                 err = (f"{out}: a run directory already exists ({state}); use --overwrite to replace it "
                        f"or --out to choose another directory")
+                if state != "complete" and (out / CHECKPOINT_FILE).exists():
+                    err += ", or --restart to continue it from its checkpoint"
             elif not (out / "case.yaml").exists():
                 err = f"{out}: not an ssbfrac run directory (no case.yaml): refusing to delete it"
             else:
@@ -106,15 +143,95 @@ def software_versions() -> dict:
     }
 
 
+def restart_command(case_path: str | Path, out: Path, overrides: list[str]) -> str:
+    """The command line that continues a run from its checkpoint (prefix it with
+    ``mpiexec -n N`` or ``srun`` for several ranks)."""
+    words = ["ssbfrac", "run", str(case_path), "--out", str(out)]
+    for o in overrides:
+        words += ["--set", o]
+    return shlex.join(words + ["--restart"])
+
+
+def case_fingerprint(case: Case, mesh_info: dict) -> dict:
+    """What a checkpoint must match to be continued: a hash of the resolved case without
+    its output settings (and free-text description), and the global mesh size."""
+    physics = _physical_case(case_to_dict(case))
+    digest = hashlib.sha256(json.dumps(physics, sort_keys=True).encode()).hexdigest()[:20]
+    return {"case": digest,
+            "mesh": f"{mesh_info['cells_global']} cells, {mesh_info['vertices_global']} vertices"}
+
+
+def _physical_case(data: dict) -> dict:
+    """A case as plain data without the fields that do not change the results."""
+    return {k: v for k, v in data.items() if k not in ("output", "description")}
+
+
+def _differences(a, b, prefix: str = "") -> list[str]:
+    """Dotted paths where two plain-data cases differ, with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _differences(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: run {a!r}, now {b!r}"]
+
+
+def check_restart(out: Path, case: Case, comm: MPI.Comm) -> None:
+    """Raise RunError unless ``out`` holds a run of ``case`` that can be continued: not
+    complete, with a checkpoint, and the same case (output settings aside)."""
+    err = None
+    if comm.rank == 0:
+        state = run_state(out)
+        if state in ("missing", "empty", "not-a-directory"):
+            err = f"{out}: no run to restart ({state.replace('-', ' ')}); start it without --restart"
+        elif state == "complete":
+            err = f"{out}: the run is already complete ({COMPLETION_MARKER}): nothing to restart"
+        elif not (out / CHECKPOINT_FILE).is_file():
+            err = (f"{out}: no {CHECKPOINT_FILE} to restart from (the run is {state} and wrote no checkpoint); "
+                   f"start it again with --overwrite")
+        else:
+            try:
+                stored = yaml.safe_load((out / "case.yaml").read_text())
+            except (OSError, yaml.YAMLError) as exc:
+                stored = None
+                err = f"{out}: cannot read the case of the run (case.yaml: {exc})"
+            if stored is not None:
+                diff = _differences(_physical_case(stored), _physical_case(case_to_dict(case)))
+                if diff:
+                    more = f" (and {len(diff) - 5} more)" if len(diff) > 5 else ""
+                    err = (f"{out}: cannot restart: the case differs from the one of the run in "
+                           f"{'; '.join(diff[:5])}{more}. Give the same case file and --set options as the run, "
+                           f"or its resolved case: ssbfrac run {out / 'case.yaml'} --out {out} --restart")
+    err = comm.bcast(err, root=0)
+    if err:
+        raise RunError(err)
+
+
 def run_case(case_path: str | Path, out: str | Path | None = None, overrides: list[str] | None = None,
-             overwrite: bool = False, progress_mode: str | None = None, comm: MPI.Comm = MPI.COMM_WORLD) -> Path:
-    """Run a case into ``out`` (default ``results/<name>``); returns the directory."""
+             overwrite: bool = False, progress_mode: str | None = None, comm: MPI.Comm = MPI.COMM_WORLD,
+             restart: bool = False) -> Path:
+    """Run a case into ``out`` (default ``results/<name>``); returns the directory.
+
+    With ``restart``, continue the run in ``out`` from its ``checkpoint.h5`` instead
+    (same case and overrides as the run; output settings may differ; any number of
+    ranks). Raises :class:`RunCheckpointed` when the run stopped on request (SIGTERM,
+    SIGUSR1) after writing its checkpoint, :class:`RunError` when it cannot start."""
     t_all = time.perf_counter()
-    case, internal, packing = prepare_case(case_path, overrides or [], comm)
+    overrides = overrides or []
+    case, internal, packing = prepare_case(case_path, overrides, comm)
     out = Path(out) if out is not None else Path("results") / case.name
-    prepare_directory(out, overwrite, comm)
+    if restart:
+        if overwrite:
+            raise RunError("--restart continues the run in --out, --overwrite replaces it: give only one of them")
+        check_restart(out, case, comm)
+    else:
+        prepare_directory(out, overwrite, comm)
+    command = restart_command(case_path, out, overrides)
     try:
-        return _run(case, internal, packing, out, progress_mode or case.output.progress, comm, t_all)
+        return _run(case, internal, packing, out, progress_mode or case.output.progress, comm, t_all,
+                    restart, command)
+    except (RunCheckpointed, RunError):
+        raise  # stopped with a checkpoint, or a restart refused: the directory is left as it was
     except BaseException as exc:
         if comm.rank == 0:
             (out / "error.txt").write_text(
@@ -123,19 +240,33 @@ def run_case(case_path: str | Path, out: str | Path | None = None, overrides: li
         raise
 
 
-def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI.Comm, t_all: float) -> Path:
-    from solver.mesh import build_mesh
-    from solver.output import HISTORY_UNITS, FieldWriter, History, Progress, write_json
+def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI.Comm, t_all: float,
+         restart: bool = False, command: str = "") -> Path:
+    # the signal handlers installed in _execute are put back on the way out
+    with contextlib.ExitStack() as handlers:
+        return _execute(case, internal, packing, out, progress_mode, comm, t_all, restart, command, handlers)
 
-    if comm.rank == 0:
+
+def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI.Comm, t_all: float,
+             restart: bool, command: str, handlers: contextlib.ExitStack) -> Path:
+    from solver.checkpoint import CheckpointError, StopRequest, read_checkpoint, write_checkpoint
+    from solver.mesh import build_mesh
+    from solver.output import HISTORY_UNITS, History, Progress, write_json
+
+    if comm.rank == 0 and not restart:
         (out / "case.yaml").write_text(yaml.safe_dump(case_to_dict(case), sort_keys=False))
     cycling = case.loading.type == "galvanostatic"
     timings = {}
     progress = Progress(comm, 1.0, progress_mode, label=case.name)
-    progress.message(f"meshing ({comm.size} rank{'s' if comm.size > 1 else ''}) -> {out}")
+    progress.message(f"{'restarting: ' if restart else ''}meshing ({comm.size} rank{'s' if comm.size > 1 else ''}) -> {out}")
     t = time.perf_counter()
-    bundle = build_mesh(internal, comm, out_dir=out, packing=packing)
+    # a restart meshes the case again (packing and Gmsh are deterministic) and keeps the run's mesh files
+    bundle = build_mesh(internal, comm, out_dir=None if restart else out, packing=packing)
     timings["mesh"] = time.perf_counter() - t
+    # From here on SIGTERM/SIGUSR1 only set a flag and the run stops at the next step
+    # boundary with a checkpoint. (Not earlier: Gmsh puts the default handlers back, and
+    # before the first step there is nothing to save.)
+    stop = handlers.enter_context(StopRequest())
     t = time.perf_counter()
     if cycling:
         from solver.cycling import CELL_COLUMNS, CoupledCell
@@ -171,14 +302,57 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
             "ec_newton_iterations", "wall"]
     else:
         columns = ["step", "accepted", "time", "load"] + mech_columns + solver_columns + ["wall"]
-    history = History(out / "history.csv", comm, columns)
-    writer = FieldWriter(out / "fields.xdmf", bundle.mesh, fields)
-    profiles = _ProfileWriter(out / "profiles.csv", comm) if cycling else None
+
+    # ---------------------------------------------------------------- checkpoint and restart
+    kind = "cycling" if cycling else "loading"
+    checkpoint_path = out / CHECKPOINT_FILE
+    checkpoint_fields = cell.checkpoint_functions() if cycling else sim.checkpoint_functions()
+    fingerprint = case_fingerprint(case, bundle.info["mesh"])
+    # bookkeeping of the run so far (continued from the checkpoint on a restart)
+    book = {"history_rows": 0, "field_outputs": 0, "file_outputs": 0, "accepted": 0, "last": {}, "timings": {},
+            "ranks": [], "checkpoints": 0, "field_files": ["fields.xdmf"]}
+    resume = None
+    if restart:
+        try:
+            saved = read_checkpoint(checkpoint_path, checkpoint_fields, comm, fingerprint=fingerprint)
+        except CheckpointError as exc:
+            raise RunError(f"{out}: cannot restart: {exc}") from None
+        if saved.get("kind") != kind:
+            raise RunError(f"{out}: cannot restart: the checkpoint is of a {saved.get('kind')} run, the case "
+                           f"describes a {kind} run")
+        resume, book = saved["loop"], saved["run"]
+        _cut_back_outputs(out, book, cycling, comm)
+        if comm.rank == 0:
+            (out / "case.yaml").write_text(yaml.safe_dump(case_to_dict(case), sort_keys=False))
+            (out / STOP_MARKER).unlink(missing_ok=True)
+            (out / "error.txt").unlink(missing_ok=True)
+        where = f"t = {resume['ec']['time']:.1f} s" if cycling else f"load {resume['s']:.4f}"
+        progress.message(f"continuing from {checkpoint_path} (written on {saved.get('ranks', '?')} rank(s)): "
+                         f"step {resume['step']}, {book['accepted']} accepted, {where}")
+    book["ranks"] = list(book["ranks"]) + [comm.size]
+    every_checkpoint = case.output.checkpoint_every
+    checkpoint_interval = case.output.checkpoint_interval
+    stop_after = int(os.environ.get(STOP_AFTER_ENV, "0") or 0)
+
+    history = History(out / "history.csv", comm, columns, append=restart)
+    # a restart continues the field series, unless _cut_back_outputs started a new file
+    writer = _RunFieldWriter(out / book["field_files"][-1], bundle.mesh, fields,
+                             append=restart and book["file_outputs"] > 0)
+    profiles = _ProfileWriter(out / "profiles.csv", comm, append=restart) if cycling else None
     every = case.output.fields_every
-    n_written = [0]
-    accepted_count = [0]
-    last = {}
+    n_rows = [book["history_rows"]]
+    n_written = [book["field_outputs"]]
+    n_in_file = [book["file_outputs"]]
+    accepted_count = [book["accepted"]]
+    last = dict(book["last"])
     t_io = [0.0]
+    t_checkpoint = [0.0]
+    last_checkpoint = [time.perf_counter()]
+    stopped: dict = {}
+
+    def add_row(row: dict) -> None:
+        history.add(row)
+        n_rows[0] += 1
 
     def write_fields(t_now: float) -> None:
         t0 = time.perf_counter()
@@ -187,18 +361,21 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
             profiles.add(accepted_count[0], t_now, cell.profiles(case.output.profile_bins))
         t_io[0] += time.perf_counter() - t0
         n_written[0] += 1
+        n_in_file[0] += 1
 
     sim.update_outputs()
-    first = sim.measures()
     zero = {k: 0 for k in solver_columns}
     if cycling:
         cell.ec.update_outputs()
         cell.kappa_eff_rel = cell.ec.effective_conductivity(relative=True)
-        first.update(cell.cell_measures())
-        history.add({"step": 0, "accepted": 1, **first, **zero, "ec_newton_iterations": 0, "wall": 0.0})
-    else:
-        history.add({"step": 0, "accepted": 1, "time": 0.0, "load": 0.0, **first, **zero, "wall": 0.0})
-    write_fields(0.0)
+    if not restart:
+        first = sim.measures()
+        if cycling:
+            first.update(cell.cell_measures())
+            add_row({"step": 0, "accepted": 1, **first, **zero, "ec_newton_iterations": 0, "wall": 0.0})
+        else:
+            add_row({"step": 0, "accepted": 1, "time": 0.0, "load": 0.0, **first, **zero, "wall": 0.0})
+        write_fields(0.0)
 
     def on_step(rec):
         res = rec.result
@@ -211,32 +388,72 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
             row.update({"time": path.time(rec.load), "load": rec.load})
             at_end = rec.load >= path.length - 1e-12
         row.update(rec.measures)
-        history.add(row)
+        add_row(row)
         if rec.accepted:
             accepted_count[0] += 1
             last.update(row)
             if (every and accepted_count[0] % every == 0) or at_end:
                 write_fields(row["time"])
 
-    t = time.perf_counter()
+    t_solve = time.perf_counter()
+
+    def attempt_timings() -> dict:
+        """Times of this attempt (s), added to those of the earlier attempts."""
+        now = time.perf_counter()
+        mine = dict(timings)
+        mine["solve"] = now - t_solve - t_io[0] - t_checkpoint[0]
+        mine["output"] = t_io[0]
+        mine["checkpoint"] = t_checkpoint[0]
+        mine["total"] = now - t_all
+        for k, v in book["timings"].items():
+            mine[k] = mine.get(k, 0.0) + v
+        return mine
+
+    def at_boundary(loop_state: dict) -> bool:
+        """After an accepted step that does not end the run: write a checkpoint when it is
+        due or a stop was requested; True stops the run (collective)."""
+        if stop_after and accepted_count[0] >= stop_after:
+            stop.request()
+        stopping = stop.requested(comm)
+        due = stopping or bool(every_checkpoint and accepted_count[0] % every_checkpoint == 0)
+        if not due and checkpoint_interval > 0:
+            due = comm.bcast(time.perf_counter() - last_checkpoint[0] >= checkpoint_interval, root=0)
+        if not due:
+            return False
+        t0 = time.perf_counter()
+        # the field file is closed and opened again, so that fields.h5 is consistent on disk
+        # with the checkpoint even if the process is killed later
+        writer.reopen()
+        book.update(history_rows=n_rows[0], field_outputs=n_written[0], file_outputs=n_in_file[0],
+                    accepted=accepted_count[0], last=dict(last), checkpoints=book["checkpoints"] + 1)
+        state = {"kind": kind, "ranks": comm.size, "loop": loop_state,
+                 "run": {**book, "timings": attempt_timings()}}
+        write_checkpoint(checkpoint_path, checkpoint_fields, state, comm, fingerprint=fingerprint)
+        last_checkpoint[0] = time.perf_counter()
+        t_checkpoint[0] += last_checkpoint[0] - t0
+        if stopping:
+            signum = comm.allreduce(-1 if stop.signum is None else int(stop.signum), op=MPI.MAX)
+            stopped.update(loop_state, signal=signum)
+        return stopping
+
     if cycling:
         from solver.cycling import run_cycling
 
-        result = run_cycling(cell, on_step, progress)
+        result = run_cycling(cell, on_step, progress, resume=resume, at_boundary=at_boundary)
         counters = result["counters"]
         timings.update({f"solve_{k}": v for k, v in result["timers"].items()})
     else:
         from solver.coupling import run_loading
 
-        counters = run_loading(sim, path, on_step, progress)
-    timings["solve"] = time.perf_counter() - t - t_io[0]
-    timings["output"] = t_io[0]
+        counters = run_loading(sim, path, on_step, progress, resume=resume, at_boundary=at_boundary)
     writer.close()
     history.close()
     if profiles is not None:
         profiles.close()
     progress.close()
-    timings["total"] = time.perf_counter() - t_all
+    if stopped:
+        raise _record_stop(out, case, stopped, accepted_count[0], cycling, command, comm)
+    timings.update(attempt_timings())
     import resource
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # MB (Linux reports kB)
@@ -257,6 +474,10 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
         "wall_time_s": timings["total"],
         "peak_memory_mb_per_rank": peak if comm.rank == 0 else None,
         "field_outputs": n_written[0],
+        "field_files": book["field_files"],
+        "restarts": len(book["ranks"]) - 1,
+        "ranks_per_attempt": book["ranks"],
+        "checkpoints_written": book["checkpoints"],
         "final": {k: last.get(k) for k in columns if k not in ("step", "accepted")},
         "history_units": {k: HISTORY_UNITS.get(k, "") for k in columns},
     }
@@ -267,17 +488,202 @@ def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI
         summary["stages"] = _stages(out / "history.csv", comm)
     write_json(out / "summary.json", summary, comm)
     if comm.rank == 0:
+        # a complete run cannot be continued: its checkpoint is of no further use
+        checkpoint_path.unlink(missing_ok=True)
+        checkpoint_path.with_name(CHECKPOINT_FILE + ".tmp").unlink(missing_ok=True)
         print(f"[{case.name}] done in {timings['total']:.1f} s: results in {out}", flush=True)
     return out
 
 
+def _record_stop(out: Path, case: Case, loop_state: dict, accepted: int, cycling: bool, command: str,
+                 comm: MPI.Comm) -> RunCheckpointed:
+    """Write stopped.json for a run that stopped on request; returns the exception to raise."""
+    from solver.output import write_json
+
+    signum = loop_state.get("signal", -1)
+    reason = signal.Signals(signum).name if signum > 0 else "stop requested"
+    info = {
+        "status": "checkpointed",
+        "reason": reason,
+        "checkpoint": CHECKPOINT_FILE,
+        "step": loop_state["step"],
+        "accepted_steps": accepted,
+        "ranks": comm.size,
+        "restart_command": command,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if cycling:
+        info["time_s"] = loop_state["ec"]["time"]
+        where = f"t = {info['time_s']:.6g} s"
+    else:
+        info["load"] = loop_state["s"]
+        where = f"load {info['load']:.6g}"
+    write_json(out / STOP_MARKER, info, comm)
+    message = (f"[{case.name}] stopped ({reason}) after step {loop_state['step']} ({accepted} accepted, {where}); "
+               f"checkpoint: {out / CHECKPOINT_FILE}. Continue with (any number of ranks): {command}")
+    return RunCheckpointed(message, out, command)
+
+
+# --------------------------------------------------------------------------- restart of the outputs
+class _RunFieldWriter(FieldWriter):
+    """:class:`solver.output.FieldWriter` that can also continue an existing series and be
+    closed and opened again.
+
+    ``append``: the XDMF file is opened in append mode, the mesh is not written again
+    and the new time steps follow the old ones in the same temporal collections (what
+    ParaView reads as one series). :meth:`reopen` closes and reopens the file, which
+    leaves the HDF5 file consistent on disk (done at every checkpoint).
+    """
+
+    def __init__(self, path: Path, domain, functions: list, append: bool = False):
+        from dolfinx.io import XDMFFile
+
+        self._comm = domain.comm
+        if not append:
+            super().__init__(path, domain, functions)
+            return
+        from dolfinx import fem
+
+        # the output functions of FieldWriter.__init__ (fields above the mesh degree are
+        # interpolated), then the existing file, without writing the mesh again
+        self.path = Path(path)
+        self.functions = functions
+        self._out = []
+        degree = domain.geometry.cmaps[0].degree
+        for f in functions:
+            el = f.function_space.ufl_element()
+            if el.embedded_superdegree <= degree or getattr(el, "discontinuous", False) and el.embedded_superdegree == 0:
+                self._out.append((f, f))
+                continue
+            V = fem.functionspace(domain, ("Lagrange", degree, f.function_space.value_shape))
+            self._out.append((f, fem.Function(V, name=f.name)))
+        self.file = XDMFFile(self._comm, str(self.path), "a")
+
+    def reopen(self) -> None:
+        """Close the file (flushing it) and open it again for appending (collective)."""
+        from dolfinx.io import XDMFFile
+
+        self.file.close()
+        self.file = XDMFFile(self._comm, str(self.path), "a")
+
+
+def _cut_back_outputs(out: Path, book: dict, cycling: bool, comm: MPI.Comm) -> None:
+    """Before a restart (updates ``book``): cut history.csv, profiles.csv and the field
+    series back to the checkpointed step (a run killed after its last checkpoint wrote
+    more), or, when the field files cannot be continued, start a new series
+    ``fields_restart<k>.xdmf`` (``book["field_files"]``)."""
+    err, files, in_file = None, list(book["field_files"]), book["file_outputs"]
+    if comm.rank == 0:
+        try:
+            _cut_csv(out / "history.csv", book["history_rows"])
+            if cycling:
+                _cut_profiles(out / "profiles.csv", book["accepted"])
+            why = _cut_fields(out / files[-1], in_file)
+            if why is not None:
+                files.append(f"fields_restart{len(files)}.xdmf")
+                in_file = 0
+                print(f"[restart] {out / book['field_files'][-1]} cannot be continued ({why}): the time steps "
+                      f"from here on go to {out / files[-1]}", flush=True)
+        except (OSError, ValueError) as exc:
+            err = f"{out}: cannot restart: the outputs of the run cannot be cut back to the checkpoint ({exc})"
+    err, files, in_file = comm.bcast((err, files, in_file), root=0)
+    if err:
+        raise RunError(err)
+    book["field_files"], book["file_outputs"] = files, in_file
+
+
+def _replace_lines(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, path)
+
+
+def _cut_csv(path: Path, rows: int) -> None:
+    """Keep the header and the first ``rows`` rows of a CSV file."""
+    lines = path.read_text().splitlines(keepends=True)
+    if len(lines) - 1 < rows:
+        raise ValueError(f"{path.name} has {len(lines) - 1} rows, the checkpoint was written after row {rows}")
+    if len(lines) - 1 > rows:
+        _replace_lines(path, lines[: rows + 1])
+
+
+def _cut_profiles(path: Path, accepted: int) -> None:
+    """Keep the header and the blocks of profiles.csv written up to ``accepted`` accepted steps."""
+    if not path.exists():
+        raise ValueError(f"{path.name} is missing")
+    lines = path.read_text().splitlines(keepends=True)
+    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= accepted]
+    if len(keep) < len(lines):
+        _replace_lines(path, keep)
+
+
+_XINCLUDE = "https://www.w3.org/2001/XInclude"
+
+
+def _cut_fields(xdmf: Path, keep: int) -> str | None:
+    """Cut an XDMF time series (DOLFINx layout: one temporal collection per function) back
+    to its first ``keep`` time steps and delete the HDF5 datasets of the others. Returns
+    None, or why the series cannot be continued (then nothing is changed)."""
+    import xml.etree.ElementTree as ET
+
+    import h5py
+
+    h5 = xdmf.with_suffix(".h5")
+    if keep == 0:
+        return "no time step in it yet"
+    if not xdmf.is_file() or not h5.is_file():
+        return f"{xdmf.name} or {h5.name} is missing"
+    try:
+        tree = ET.parse(xdmf)
+    except ET.ParseError as exc:
+        return f"{xdmf.name} does not parse: {exc}"
+    domain = tree.getroot().find("Domain")
+    series = [g for g in (domain.findall("Grid") if domain is not None else [])
+              if g.get("CollectionType") == "Temporal"]
+    if not series:
+        return f"{xdmf.name} holds no time series"
+
+    def datasets(grid) -> list[str]:
+        return ["/" + item.text.strip().split(":/", 1)[1] for item in grid.iter("DataItem")
+                if item.get("Format") == "HDF" and item.text and ":/" in item.text]
+
+    kept, dropped = [], []
+    for collection in series:
+        steps = collection.findall("Grid")
+        if len(steps) < keep:
+            return f"{len(steps)} time steps of '{collection.get('Name')}', the checkpoint expects {keep}"
+        for g in steps[:keep]:
+            kept += datasets(g)
+        for g in steps[keep:]:
+            dropped += datasets(g)
+            collection.remove(g)
+    try:
+        with h5py.File(h5, "a") as f:
+            missing = [p for p in kept if p not in f]
+            if missing:
+                return f"{h5.name} lacks {missing[0]}"
+            for p in dropped:
+                if p in f and p not in kept:
+                    del f[p]
+    except OSError as exc:
+        return f"{h5.name} cannot be opened ({exc})"
+    if dropped:
+        ET.register_namespace("xi", _XINCLUDE)
+        tmp = xdmf.with_name(xdmf.name + ".tmp")
+        tree.write(tmp, encoding="utf-8", xml_declaration=True)
+        os.replace(tmp, xdmf)
+    return None
+
+
 class _ProfileWriter:
     """profiles.csv: mean lithiation of the particles and damage of the electrolyte against
-    the depth from the lithium side, one block of rows per field output (rank 0 writes)."""
+    the depth from the lithium side, one block of rows per field output (rank 0 writes;
+    ``append``: continue an existing file)."""
 
-    def __init__(self, path: Path, comm: MPI.Comm):
-        self._fh = open(path, "w") if comm.rank == 0 else None
-        self._header = False
+    def __init__(self, path: Path, comm: MPI.Comm, append: bool = False):
+        append = append and comm.rank == 0 and Path(path).exists() and Path(path).stat().st_size > 0
+        self._fh = open(path, "a" if append else "w") if comm.rank == 0 else None
+        self._header = append
 
     def add(self, output: int, t: float, prof: dict) -> None:
         if self._fh is None:
@@ -346,4 +752,5 @@ def load_summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / COMPLETION_MARKER).read_text())
 
 
-__all__ = ["run_case", "prepare_case", "run_state", "RunError", "load_summary", "COMPLETION_MARKER"]
+__all__ = ["run_case", "prepare_case", "run_state", "check_restart", "RunError", "RunCheckpointed", "load_summary",
+           "COMPLETION_MARKER", "CHECKPOINT_FILE", "STOP_MARKER"]

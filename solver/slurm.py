@@ -5,6 +5,15 @@ settings and holds absolute paths to this Python's ``ssbfrac`` (and ``mpiexec``)
 tasks use the same installation as the command that submitted them. Array task ``i`` runs
 the run whose ``index`` in ``runs.json`` is ``i``; a submission lists only the indices still
 to do (``sbatch --array=0-3,7%4``). Each submission is appended to ``slurm/jobs.json``.
+
+Time limits: Slurm signals the batch shell ``SIGNAL_LEAD_S`` seconds before the limit
+(``--signal=B:USR1@...``); the script passes it on to the run as SIGTERM, and the run
+finishes its step, writes ``checkpoint.h5`` and exits with status 85
+(``EXIT_CHECKPOINTED``). The task then requeues itself (``scontrol requeue``, at most
+``SSBFRAC_MAX_REQUEUES`` times, 20 by default) and, started again, continues the run with
+``ssbfrac run --restart``. SIGUSR1 (rather than SIGTERM) tells the time limit from
+``scancel``, which sends SIGTERM: a cancelled run also stops with a checkpoint, but is
+not requeued.
 """
 
 from __future__ import annotations
@@ -50,6 +59,13 @@ def array_spec(indices: list[int], max_parallel: int | None = None) -> str:
     return ",".join(parts) + (f"%{max_parallel}" if max_parallel else "")
 
 
+#: seconds before the time limit at which Slurm asks a task to stop (time to finish the
+#: present step and write the checkpoint); an ``extra_sbatch`` ``--signal`` overrides it
+SIGNAL_LEAD_S = 120
+#: exit status of a run that stopped with a checkpoint (solver.checkpoint.EXIT_CHECKPOINTED)
+EXIT_CHECKPOINTED = 85
+
+
 def script_path(sweep: Sweep) -> Path:
     return sweep.out / "slurm" / "sweep.sbatch"
 
@@ -62,7 +78,8 @@ def batch_script(sweep: Sweep) -> str:
         raise RunError(f"{out}: the sweep directory of a Slurm sweep must not contain spaces (use --out)")
     q = shlex.quote
     sbatch = [f"--job-name=ssbfrac-{sweep.spec.name}", f"--output={out}/slurm/%A_%a.out",
-              f"--ntasks={s.ntasks_per_run}", f"--cpus-per-task={s.cpus_per_task}"]
+              "--open-mode=append", f"--ntasks={s.ntasks_per_run}", f"--cpus-per-task={s.cpus_per_task}",
+              f"--signal=B:USR1@{SIGNAL_LEAD_S}", "--requeue"]
     for option, value in (("time", s.time), ("partition", s.partition), ("account", s.account), ("mem", s.mem)):
         if value is not None:
             sbatch.append(f"--{option}={value}")
@@ -107,13 +124,41 @@ def batch_script(sweep: Sweep) -> str:
         'log="$SWEEP_DIR/logs/$name.log"',
         'state="$SWEEP_DIR/logs/$name.state"',
         'if [ -e "$run_dir/summary.json" ]; then echo "$name: already complete"; exit 0; fi',
-        'if [ -e "$run_dir" ]; then args+=(--overwrite); fi',
+        "# a run with a checkpoint is continued, any other existing directory started again",
+        'if [ -e "$run_dir/checkpoint.h5" ]; then args+=(--restart); how="continued from its checkpoint"',
+        'elif [ -e "$run_dir" ]; then args+=(--overwrite); how="started again"',
+        'else how="started"; fi',
         'mkdir -p "$SWEEP_DIR/logs"',
         'job="${SLURM_ARRAY_JOB_ID}_${task}"',
         'echo "running $(hostname) $$ $job" > "$state"',
-        'echo "# ssbfrac sweep: run $name, Slurm task $job on $(hostname), $(date \'+%Y-%m-%d %H:%M:%S\')" > "$log"',
-        '"${LAUNCH[@]}" "${SSBFRAC[@]}" run "$BASE" --out "$run_dir" "${args[@]}" >> "$log" 2>&1',
-        "status=$?",
+        'header="# ssbfrac sweep: run $name ($how), Slurm task $job on $(hostname), $(date \'+%Y-%m-%d %H:%M:%S\')"',
+        'if [ "$how" = "continued from its checkpoint" ]; then echo "$header" >> "$log"; else echo "$header" > "$log"; fi',
+        f"# Slurm sends SIGUSR1 to this shell {SIGNAL_LEAD_S} s before the time limit (--signal=B:USR1@{SIGNAL_LEAD_S}):",
+        "# it is passed on to the run as SIGTERM; the run finishes its step, writes checkpoint.h5",
+        f"# and exits with status {EXIT_CHECKPOINTED}, and the task requeues itself to continue with --restart.",
+        "# scancel sends SIGTERM: the run stops with a checkpoint as well, but is not requeued.",
+        "timelimit=0",
+        '"${LAUNCH[@]}" "${SSBFRAC[@]}" run "$BASE" --out "$run_dir" "${args[@]}" >> "$log" 2>&1 &',
+        "pid=$!",
+        """trap 'signalled=1; timelimit=1; kill -TERM "$pid" 2>/dev/null' USR1""",
+        """trap 'signalled=1; kill -TERM "$pid" 2>/dev/null' TERM""",
+        "while :; do",
+        "    signalled=0",
+        '    wait "$pid"',
+        "    status=$?",
+        "    # a trapped signal ends the wait early (status > 128) while the run goes on: wait again",
+        '    if [ "$signalled" = 0 ] || [ "$status" -le 128 ]; then break; fi',
+        "done",
+        f'if [ "$status" -eq {EXIT_CHECKPOINTED} ]; then',
+        '    echo "$name: stopped with a checkpoint (exit status $status)"',
+        '    if [ "$timelimit" = 1 ] && [ -n "${SLURM_JOB_ID:-}" ] \\',
+        '            && [ "${SLURM_RESTART_COUNT:-0}" -lt "${SSBFRAC_MAX_REQUEUES:-20}" ] \\',
+        '            && scontrol requeue "$SLURM_JOB_ID"; then',
+        '        echo "$name: requeued as Slurm job $SLURM_JOB_ID; it continues from its checkpoint"',
+        "        exit 0",
+        "    fi",
+        '    echo "$name: not requeued: launch the sweep again (with --rerun-failed) to continue it from its checkpoint"',
+        "fi",
         'echo "exit $status" > "$state"',
         'echo "$name: exit status $status (log: $log)"',
         "exit $status",
