@@ -112,10 +112,14 @@ def read_case(run_dir: str | Path) -> dict:
 
 
 def run_status(run_dir: str | Path) -> str:
-    """'complete' (summary.json), 'failed' (error.txt) or 'incomplete' (running or killed)."""
+    """'complete' (summary.json), 'checkpointed' (stopped on request with a checkpoint:
+    ``ssbfrac run ... --restart`` continues it), 'failed' (error.txt) or 'incomplete'
+    (running or killed)."""
     run_dir = Path(run_dir)
     if (run_dir / COMPLETION_MARKER).exists():
         return "complete"
+    if (run_dir / "stopped.json").exists() and (run_dir / "checkpoint.h5").exists():
+        return "checkpointed"
     if (run_dir / "error.txt").exists():
         return "failed"
     return "incomplete"

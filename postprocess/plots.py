@@ -221,11 +221,14 @@ def voltage_figure(history: dict, voltage_unit: str = "V", capacity_unit: str = 
         cap = history["capacity"][rows].copy()
         cap[0] = 0.0
         ax.plot(cap, history["voltage"][rows], "-", color=colours[m], lw=1.5, label=f"{m} (segment {int(k)})")
+    if not ax.lines:  # no protocol segments in the history: one curve
+        ax.plot(history["capacity"], history["voltage"], "-", color="k", lw=1.4)
     ax.set_xlabel(f"capacity ({capacity_unit})" if capacity_unit else "capacity")
     ax.set_ylabel(f"voltage ({voltage_unit})")
     ax.set_title("voltage against capacity", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if any(line.get_label()[:1] != "_" for line in ax.lines):
+        ax.legend(fontsize=7)
     if cracked:
         u = units(dimension)
         ax = axes[1]

@@ -205,7 +205,10 @@ def _parameter_rows(case: dict, summary: dict | None) -> list[tuple[str, str]]:
         ("mesh (um)", f"size {value('geometry.mesh.size', 1e6)}, at interfaces "
                       f"{value('geometry.mesh.interface_size', 1e6)}, order {value('geometry.mesh.order')}"),
         ("active material", f"E = {value('materials.active.E', 1e-9)} GPa, nu = {value('materials.active.nu')}, "
-                            f"expansion = {value('materials.active.expansion', 100)} %{named('materials.active')}"),
+                            + (f"expansion table {get_path(case, 'materials.active.expansion_table.strain')}"
+                               if get_path(case, "materials.active.expansion_table") else
+                               f"expansion = {value('materials.active.expansion', 100)} %")
+                            + named("materials.active")),
         ("electrolyte", f"E = {value('materials.electrolyte.E', 1e-9)} GPa, "
                         f"nu = {value('materials.electrolyte.nu')}{named('materials.electrolyte')}"),
         ("electrolyte failure (given)", _failure_text(get_path(case, "materials.electrolyte.fracture"))),

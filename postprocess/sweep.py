@@ -81,6 +81,8 @@ CYCLING_METRICS = [
 # --------------------------------------------------------------------------- finding runs
 #: exit statuses of runs that were stopped rather than failed (Ctrl-C, SIGTERM, SIGKILL)
 INTERRUPTED = {130, 143, 137, -2, -15, -9}
+#: exit status of a run that stopped with a checkpoint (not a failure)
+CHECKPOINTED = 85
 
 
 def find_runs(sweep_dir: Path) -> list[Path]:
@@ -183,10 +185,12 @@ def sweep_run_status(sweep_dir: Path, name: str, run_dir: Path) -> tuple[str, st
     """(status, note): complete, failed or incomplete (see the module docstring)."""
     if run_dir.is_dir():
         status = run_status(run_dir)
+        if status == "checkpointed":
+            return "incomplete", "stopped with a checkpoint (ssbfrac run ... --restart continues it)"
         if status != "incomplete":
             return status, error_message(run_dir) if status == "failed" else ""
     code = exit_status(sweep_dir, name)
-    if code is not None and code != 0 and code not in INTERRUPTED:
+    if code is not None and code not in (0, CHECKPOINTED) and code not in INTERRUPTED:
         return "failed", f"exit status {code} (see logs/{name}.log)"
     if not run_dir.is_dir():
         return "incomplete", "no run directory yet"

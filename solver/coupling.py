@@ -76,14 +76,17 @@ class Simulation:
             np.where(vals >= mtags.PARTICLE_BASE, vals - mtags.PARTICLE_BASE, -1))
         m = case.materials
         props = phase_properties(m)
-        self.mat = el.ElasticFields.from_phases(domain, cell_tags, phase_of_tags, props)
+        self.mat = el.ElasticFields.from_phases(domain, cell_tags, phase_of_tags, props,
+                                                bundle.info.get("packing", {}).get("particles", []))
         # lithium fraction: uniform and prescribed (a Constant), or a field
         self.lithium_field = lithium is not None
         self.x_li = lithium if lithium is not None else fem.Constant(domain, 0.0)
         self.x_ref = fem.Constant(domain, float(x_ref))
         self.lithiation = fem.Function(Q, name="lithiation")
 
-        eps_ch = self.mat.beta * (self.x_li - self.x_ref) * ufl.Identity(3)
+        # chemical eigenstrain (f(x) - f(x_ref)) A of the particles and its trace
+        eps_ch, self._vol_strain = el.chemical_eigenstrain(self.mat, self.x_li, self.x_ref)
+        self.eps_ch = eps_ch
         eps_e = el.strain3(self.u, gdim) - eps_ch
         self.eps_e = eps_e
         lm, mu = self.mat.lmbda, self.mat.mu
@@ -161,7 +164,7 @@ class Simulation:
         chi_am.x.array[:] = self._li_mask.astype(float)
         self._am_volume = self.comm.allreduce(fem.assemble_scalar(fem.form(chi_am * ufl.dx)), op=MPI.SUM)
         self._f_x_mean = fem.form(chi_am * self.x_li * ufl.dx)
-        self._f_eigen = fem.form(3.0 * self.mat.beta * (self.x_li - self.x_ref) * ufl.dx)
+        self._f_eigen = fem.form(self._vol_strain * ufl.dx)  # trace of the eigenstrain
 
         # scalar forms
         self.volume = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * self.dx)), op=MPI.SUM)

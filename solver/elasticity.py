@@ -12,7 +12,7 @@ Units: um, GPa (energies GPa*um^3, i.e. nJ; per um of thickness in 2D).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -107,31 +107,106 @@ def von_mises(s):
 # ----------------------------------------------------------------------------- materials
 @dataclass
 class ElasticFields:
-    """Cell-wise (DG0) material data on the mesh, in internal units."""
+    """Cell-wise (DG0) material data on the mesh, in internal units, and the chemical
+    strain law of the active materials (see :func:`chemical_eigenstrain`)."""
 
     lmbda: fem.Function
     mu: fem.Function
     E: fem.Function
-    beta: fem.Function  # linear eigenstrain per unit lithium fraction (expansion / 3)
+    beta: fem.Function  # linear eigenstrain per unit lithium fraction (expansion / 3; 0 with a table)
+    #: (indicator DG0 field, f(x, lib)) of each phase with a tabulated volumetric strain f
+    tables: list = field(default_factory=list)
+    #: DG0 3x3 shape of the eigenstrain (trace 1, R diag(a) R^T / sum(a) per particle);
+    #: None when every active material is isotropic (A = I/3)
+    A: fem.Function | None = None
 
     @staticmethod
     def from_phases(domain: dmesh.Mesh, cell_tags, phase_of_tag: Callable[[np.ndarray], np.ndarray],
-                    props: dict[str, dict]) -> "ElasticFields":
-        """props[phase] = {"E": .., "nu": .., "expansion": ..}; phase_of_tag maps cell tag
-        values to phase names."""
+                    props: dict[str, dict], particles: list[dict] | None = None) -> "ElasticFields":
+        """props[phase] = {"E": .., "nu": .., "expansion": .., and optionally "strain_law":
+        f(x, lib) and "anisotropy": [a1, a2, a3]} (:func:`solver.mesh.phase_properties`);
+        phase_of_tag maps cell tag values to phase names. ``particles``: the particle list of
+        the mesh (``info["packing"]["particles"]``, dicts of meshes.geometry.Particle), whose
+        orientations turn an anisotropic expansion; cells tagged 1000 + i or 1000000 + i
+        belong to the particle with id i."""
         Q = fem.functionspace(domain, ("DG", 0))
         out = {k: fem.Function(Q, name=k) for k in ("lmbda", "mu", "E", "beta")}
         phases = phase_of_tag(cell_tags.values)
+        tables = []
         for phase, p in props.items():
             cells = cell_tags.indices[phases == phase]
             E, nu = p["E"], p["nu"]
             out["lmbda"].x.array[cells] = E * nu / ((1 + nu) * (1 - 2 * nu))
             out["mu"].x.array[cells] = E / (2 * (1 + nu))
             out["E"].x.array[cells] = E
-            out["beta"].x.array[cells] = p.get("expansion", 0.0) / 3.0
+            law = p.get("strain_law")
+            if law is None:
+                out["beta"].x.array[cells] = p.get("expansion", 0.0) / 3.0
+            else:
+                chi = fem.Function(Q, name=f"chi_{phase}")
+                chi.x.array[cells] = 1.0
+                chi.x.scatter_forward()
+                tables.append((chi, law))
         for f in out.values():
             f.x.scatter_forward()
-        return ElasticFields(**out)
+        A = None
+        if any(p.get("anisotropy") is not None for p in props.values()):
+            A = _anisotropy_field(domain, cell_tags, phases, props, particles or [])
+        return ElasticFields(**out, tables=tables, A=A)
+
+
+def _anisotropy_field(domain, cell_tags, phases, props: dict[str, dict], particles: list[dict]) -> fem.Function:
+    """The DG0 3x3 field A = R diag(a) R^T / (a1 + a2 + a3) in the cells of each particle
+    of an anisotropic phase (R: the particle's orientation, about z in 2D), I/3 in the
+    cells of isotropic active phases, 0 elsewhere."""
+    from meshes import tags as mtags
+    from meshes.geometry import Particle
+
+    T = fem.functionspace(domain, ("DG", 0, (3, 3)))
+    A = fem.Function(T, name="eigenstrain_shape")
+    vals = A.x.array.reshape(-1, 9)
+    dof = T.dofmap.list[:, 0]
+    by_id = {int(d["id"]): d for d in particles}
+    for phase, p in props.items():
+        if "strain_law" not in p:  # not an active material
+            continue
+        sel = phases == phase
+        cells = cell_tags.indices[sel]
+        a = p.get("anisotropy")
+        if a is None:
+            vals[dof[cells]] = (np.eye(3) / 3.0).ravel()
+            continue
+        shape = np.diag(np.asarray(a, dtype=float) / float(np.sum(a)))
+        ids = cell_tags.values[sel] - (mtags.PARTICLE_B_BASE if phase == "active_b" else mtags.PARTICLE_BASE)
+        for i in np.unique(ids):
+            if int(i) not in by_id:
+                raise ValueError(
+                    f"materials.{phase}.anisotropy needs the orientation of particle {int(i)}, which the mesh "
+                    "information does not list (a mesh read from a file has no particle list): use an isotropic "
+                    "expansion there")
+            R = Particle.from_dict(by_id[int(i)]).rotation3()
+            vals[dof[cells[ids == i]]] = (R @ shape @ R.T).ravel()
+    A.x.scatter_forward()
+    return A
+
+
+def chemical_eigenstrain(mat: ElasticFields, x, x_ref):
+    """The chemical eigenstrain of the particles (3x3, UFL) and its trace.
+
+        eps_ch = (f(x) - f(x_ref)) A,   trace(eps_ch) = f(x) - f(x_ref)   (trace A = 1)
+
+    with f the volumetric strain law of each active material (``expansion`` x, or the
+    table) and A its normalised anisotropy turned into each particle's frame (I/3 if
+    isotropic). ``x``: the lithium fraction (a ``fem.Constant`` or a P1 field), ``x_ref``
+    the stress-free one. With linear isotropic laws only, this is the expression
+    (expansion / 3) (x - x_ref) I of earlier versions, term for term."""
+    if not mat.tables and mat.A is None:
+        return mat.beta * (x - x_ref) * ufl.Identity(3), 3.0 * mat.beta * (x - x_ref)
+    vol = 3.0 * mat.beta * (x - x_ref)
+    for chi, f in mat.tables:
+        vol = vol + chi * (f(x, ufl) - f(x_ref, ufl))
+    eps = (vol / 3.0) * ufl.Identity(3) if mat.A is None else vol * mat.A
+    return eps, ufl.tr(eps)
 
 
 # ----------------------------------------------------------------------------- boundary conditions
@@ -295,6 +370,7 @@ __all__ = [
     "split_energy",
     "von_mises",
     "ElasticFields",
+    "chemical_eigenstrain",
     "boundary_conditions",
     "rigid_body_modes",
     "ElasticityProblem",

@@ -19,7 +19,8 @@ every extensive quantity is per um of thickness):
   phi_e = 0 there (fast kinetics, default) or its own Butler-Volmer law with eta = -phi_e;
 * phi_s, the electronic potential of the particles: the cell voltage V in every particle
   (default), or one value per particle connected to the collector through a contact
-  resistance, phi_k = V + R_k I_k (isolated particles: I_k = 0);
+  resistance and, optionally, an electronic network across the thickness,
+  phi_k = V + sum_j R_kj I_j (isolated particles: I_k = 0);
 * the control, per protocol segment: a constant cell current I (discharge I > 0,
   -int_Gamma i_n ds = I), or a held voltage (potentiostatic).
 
@@ -236,6 +237,7 @@ class ElectrochemistryProblem:
         self._forms(hydrostatic_stress)
         self._particle_groups(cell_tags)
         self._scalars(facet_tags)
+        self.resistance = self._electronic_resistance()
         self._solver(prefix)
 
         # protocol and state
@@ -363,7 +365,7 @@ class ElectrochemistryProblem:
         for name, chi, spec, _ in self.materials:
             coupling = 0.0
             if ld.stress_assisted:
-                omega = getattr(self.case.materials, name).expansion / spec.c_max  # um^3/mol
+                omega = getattr(self.case.materials, name).strain_slope(x, ufl) / spec.c_max  # um^3/mol
                 coupling = omega * GPA_UM3_TO_J / (R_GAS * ld.temperature)  # 1/GPa
             mats.append((chi, spec.c_max / self.c_ref, dif.diffusivity(spec, x), coupling))
         v, w = ufl.TestFunction(self.Vx), ufl.TestFunction(self.Vp)
@@ -419,8 +421,9 @@ class ElectrochemistryProblem:
         self._f_lithium_cells = fem.form(self.cmax * self.x * w0 * self.dx)
         self.surface_area = self._group_sum(self._f_area)  # um (2D) or um^2 per group
         self.isolated = np.array([p in set(ld.electronic.isolated) for p in self.groups], dtype=bool)
-        r = ld.electronic.contact_resistance
-        self.resistance = np.array([r / a if a > 0 else 0.0 for a in self.surface_area])
+        coord = ufl.SpatialCoordinate(self.domain)[0]
+        volume = self._group_sum(fem.form(w0 * self.dx))
+        self.particle_depth = self._group_sum(fem.form(coord * w0 * self.dx)) / np.where(volume > 0, volume, 1.0)
 
     def _scalars(self, facet_tags) -> None:
         """Capacity, 1C current, collector-side area, extent of the mesh."""
@@ -436,6 +439,23 @@ class ElectrochemistryProblem:
         lo = [comm.allreduce(float(gx[:, k].min()), op=MPI.MIN) for k in range(self.domain.geometry.dim)]
         hi = [comm.allreduce(float(gx[:, k].max()), op=MPI.MAX) for k in range(self.domain.geometry.dim)]
         self.bounds = (np.array(lo), np.array(hi))
+
+    def _electronic_resistance(self) -> np.ndarray:
+        """The resistance matrix R (Ohm; in 2D times um of thickness) of the particle
+        potentials, phi = V + R I: the contact resistance of each particle (diagonal,
+        ``contact_resistance`` / particle surface) plus, with an electronic ``conductivity``,
+        the conducting network between the collector side (x = x_max) and each particle,
+        a one-dimensional ladder across the thickness: the network carries at depth s the
+        current of every particle lying deeper (x_j < s), so that
+        R_kj = (x_max - max(x_k, x_j)) / (sigma A), with x_k the particle's centroid and A
+        the collector-side area."""
+        el = self.loading.electronic
+        R = np.diag([el.contact_resistance / a if a > 0 else 0.0 for a in self.surface_area])
+        if el.conductivity is not None and not self.uniform:
+            depth = self.particle_depth
+            x_max = float(self.bounds[1][0])
+            R = R + (x_max - np.maximum.outer(depth, depth)) / (el.conductivity * self.collector_area)
+        return R
 
     def _solver(self, prefix: str) -> None:
         from dolfinx.fem.petsc import NonlinearProblem
@@ -624,7 +644,7 @@ class ElectrochemistryProblem:
         """Residual of the control equations: currents in A, Ohm's law of the contacts in V."""
         if self.uniform:
             return np.zeros(0) if hold else np.array([I.sum() - I_app])
-        r = np.where(self.isolated, I, q - V - self.resistance * I)
+        r = np.where(self.isolated, I, q - V - self.resistance @ I)
         return r if hold else np.concatenate([r, [I.sum() - I_app]])
 
     def _current_rows(self, hold: bool) -> np.ndarray:
@@ -638,7 +658,7 @@ class ElectrochemistryProblem:
         if self.uniform:
             return G.copy()
         m = self.m
-        rows = np.where(self.isolated[:, None], G, np.eye(m) - self.resistance[:, None] * G)
+        rows = np.where(self.isolated[:, None], G, np.eye(m) - self.resistance @ G)
         if hold:
             return rows
         Jc = np.zeros((m + 1, m + 1))

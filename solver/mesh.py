@@ -220,18 +220,25 @@ def phase_of_tags(values: np.ndarray) -> np.ndarray:
 def phase_properties(materials) -> dict[str, dict]:
     """Elastic properties {"E", "nu", "expansion"} of every phase of a case (internal units):
     the separator and the collector-side layer default to the electrolyte; coating and
-    active_b are present when the case gives them."""
-    def props(m, expansion=0.0):
-        return {"E": m.E, "nu": m.nu, "expansion": expansion}
+    active_b are present when the case gives them. The active materials also have
+    "strain_law" (None for the linear law ``expansion`` x, else ``f(x, lib)``, the tabulated
+    volumetric strain) and "anisotropy" (relative principal strains, or None if isotropic)."""
+    def props(m):
+        return {"E": m.E, "nu": m.nu, "expansion": 0.0}
+
+    def active(m):
+        return {"E": m.E, "nu": m.nu, "expansion": m.expansion,
+                "strain_law": None if m.expansion_table is None else m.volumetric_strain,
+                "anisotropy": None if m.isotropic else list(m.anisotropy)}
 
     out = {
         "electrolyte": props(materials.electrolyte),
         "separator": props(materials.separator or materials.electrolyte),
         "collector_layer": props(materials.collector_layer or materials.electrolyte),
-        "active": props(materials.active, materials.active.expansion),
+        "active": active(materials.active),
     }
     if materials.coating is not None:
         out["coating"] = props(materials.coating)
     if materials.active_b is not None:
-        out["active_b"] = props(materials.active_b, materials.active_b.expansion)
+        out["active_b"] = active(materials.active_b)
     return out

@@ -35,7 +35,7 @@ HISTORY_UNITS = {
     "load": "-  (path coordinate: segment index + fraction)",
     "x": "- (volume-mean lithium fraction of the particles)",
     "soc": "- (state of charge of the cathode, 1 - x; capacity-weighted with electrochemistry)",
-    "vol_strain": "- (volume-mean volumetric eigenstrain of the particles, expansion * (x - x_ref))",
+    "vol_strain": "- (volume-mean volumetric eigenstrain of the particles, f(x) - f(x_ref), f = expansion x or the table)",
     "mean_strain": "- (mean volumetric strain of the composite)",
     "sigma1_max_SE": "MPa (largest principal stress in the electrolyte)",
     "sigma_h_min_AM": "MPa (most compressive hydrostatic stress in the particles)",
@@ -60,14 +60,18 @@ class FieldWriter:
 
     Functions are written at the mesh's geometric degree: DOLFINx XDMF needs the
     function degree to match the mesh, so higher-degree fields are interpolated.
+    ``append``: continue an existing series (the mesh is not written again; the new time
+    steps follow the old ones in the same temporal collections, which ParaView reads as
+    one series). :meth:`reopen` closes and reopens the file, which leaves the HDF5 file
+    consistent on disk (done at every checkpoint).
     """
 
-    def __init__(self, path: Path, domain, functions: list):
+    def __init__(self, path: Path, domain, functions: list, append: bool = False):
         from dolfinx import fem
-        from dolfinx.io import XDMFFile
 
         self.path = Path(path)
         self.functions = functions
+        self._comm = domain.comm
         self._out = []
         degree = domain.geometry.cmap.degree
         for f in functions:
@@ -79,8 +83,19 @@ class FieldWriter:
             V = fem.functionspace(domain, ("Lagrange", degree, shape))
             g = fem.Function(V, name=f.name)
             self._out.append((f, g))
-        self.file = XDMFFile(domain.comm, str(self.path), "w")
-        self.file.write_mesh(domain)
+        self.file = self._open("a" if append else "w")
+        if not append:
+            self.file.write_mesh(domain)
+
+    def _open(self, mode: str):
+        from dolfinx.io import XDMFFile
+
+        return XDMFFile(self._comm, str(self.path), mode)
+
+    def reopen(self) -> None:
+        """Close the file (flushing it) and open it again for appending (collective)."""
+        self.file.close()
+        self.file = self._open("a")
 
     def write_meshtags(self, tags, geometry) -> None:
         self.file.write_meshtags(tags, geometry)
@@ -93,6 +108,34 @@ class FieldWriter:
 
     def close(self) -> None:
         self.file.close()
+
+
+class ProfileWriter:
+    """profiles.csv: mean lithiation of the particles and damage of the electrolyte against
+    the depth from the lithium side (written in m), one block of rows per field output
+    (rank 0 writes; ``append``: continue an existing file)."""
+
+    def __init__(self, path: Path, comm: MPI.Comm, append: bool = False):
+        append = append and comm.rank == 0 and Path(path).exists() and Path(path).stat().st_size > 0
+        self._fh = open(path, "a" if append else "w") if comm.rank == 0 else None
+        self._header = append
+
+    def add(self, output: int, t: float, prof: dict) -> None:
+        """One block: ``prof`` has ``depth`` (um) and per-slab ``x`` and optionally ``damage``."""
+        if self._fh is None:
+            return
+        keys = [k for k in ("x", "damage") if k in prof]
+        if not self._header:
+            self._fh.write(",".join(["output", "time", "depth"] + keys) + "\n")
+            self._header = True
+        for i, depth in enumerate(prof["depth"]):
+            vals = [f"{prof[k][i]:.8g}" for k in keys]
+            self._fh.write(",".join([str(output), f"{t:.8g}", f"{depth * 1e-6:.8g}"] + vals) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
 
 
 class History:

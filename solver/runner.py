@@ -18,13 +18,9 @@ profiles.csv and the field series are cut back to the checkpointed step and cont
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import platform
-import shlex
-import shutil
-import signal
 import time
 import traceback
 from pathlib import Path
@@ -34,31 +30,11 @@ from mpi4py import MPI
 
 from solver import __version__
 from solver.config import Case, CaseError, case_to_dict, load_case
-from solver.output import FieldWriter
+from solver.output import FieldWriter, ProfileWriter
+from solver.restart import case_fingerprint, check_restart, cut_back_outputs, record_stop, restart_command
+from solver.rundir import (CHECKPOINT_FILE, COMPLETION_MARKER, STOP_AFTER_ENV, STOP_MARKER, RunCheckpointed,
+                           RunError, prepare_directory, run_state)
 from solver.units import to_internal
-
-COMPLETION_MARKER = "summary.json"
-#: the checkpoint of a run, in its directory
-CHECKPOINT_FILE = "checkpoint.h5"
-#: written (with the checkpoint) by a run that stopped on request
-STOP_MARKER = "stopped.json"
-#: environment variable: ask for a stop once this many steps are accepted (for tests)
-STOP_AFTER_ENV = "SSBFRAC_STOP_AFTER_STEPS"
-
-
-class RunError(RuntimeError):
-    """A run could not be started or did not finish (message for the user)."""
-
-
-class RunCheckpointed(Exception):
-    """The run stopped on request after writing its checkpoint; ``--restart`` continues it.
-
-    Attributes: ``out`` (the run directory), ``command`` (the command that continues it)."""
-
-    def __init__(self, message: str, out: Path, command: str):
-        super().__init__(message)
-        self.out, self.command = out, command
-
 
 def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
     """Validate the case and check that its particles can be packed, before any
@@ -83,49 +59,6 @@ def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
     return case, internal, packing
 
 
-def run_state(path: Path) -> str:
-    """'missing', 'not-a-directory', 'empty', 'complete', 'checkpointed' (stopped on
-    request with a checkpoint: ``--restart`` continues it), 'failed' or 'incomplete'
-    (running, or killed; ``--restart`` continues it if it holds checkpoint.h5)."""
-    path = Path(path)
-    if not path.exists():
-        return "missing"
-    if not path.is_dir():
-        return "not-a-directory"
-    if not any(path.iterdir()):
-        return "empty"
-    if (path / COMPLETION_MARKER).exists():
-        return "complete"
-    if (path / STOP_MARKER).exists() and (path / CHECKPOINT_FILE).exists():
-        return "checkpointed"
-    if (path / "error.txt").exists():
-        return "failed"
-    return "incomplete"
-
-
-def prepare_directory(out: Path, overwrite: bool, comm: MPI.Comm) -> None:
-    err = None
-    if comm.rank == 0:
-        state = run_state(out)
-        if out.exists() and not out.is_dir():
-            err = f"{out}: exists and is not a directory"
-        elif state in ("complete", "checkpointed", "failed", "incomplete"):
-            if not overwrite:
-                err = (f"{out}: a run directory already exists ({state}); use --overwrite to replace it "
-                       f"or --out to choose another directory")
-                if state != "complete" and (out / CHECKPOINT_FILE).exists():
-                    err += ", or --restart to continue it from its checkpoint"
-            elif not (out / "case.yaml").exists():
-                err = f"{out}: not an ssbfrac run directory (no case.yaml): refusing to delete it"
-            else:
-                shutil.rmtree(out)
-        if err is None:
-            out.mkdir(parents=True, exist_ok=True)
-    err = comm.bcast(err, root=0)
-    if err:
-        raise RunError(err)
-
-
 def software_versions() -> dict:
     import dolfinx
     import gmsh
@@ -141,70 +74,6 @@ def software_versions() -> dict:
         "python": platform.python_version(),
         "mpi": MPI.Get_library_version().splitlines()[0].strip(),
     }
-
-
-def restart_command(case_path: str | Path, out: Path, overrides: list[str]) -> str:
-    """The command line that continues a run from its checkpoint (prefix it with
-    ``mpiexec -n N`` or ``srun`` for several ranks)."""
-    words = ["ssbfrac", "run", str(case_path), "--out", str(out)]
-    for o in overrides:
-        words += ["--set", o]
-    return shlex.join(words + ["--restart"])
-
-
-def case_fingerprint(case: Case, mesh_info: dict) -> dict:
-    """What a checkpoint must match to be continued: a hash of the resolved case without
-    its output settings (and free-text description), and the global mesh size."""
-    physics = _physical_case(case_to_dict(case))
-    digest = hashlib.sha256(json.dumps(physics, sort_keys=True).encode()).hexdigest()[:20]
-    return {"case": digest,
-            "mesh": f"{mesh_info['cells_global']} cells, {mesh_info['vertices_global']} vertices"}
-
-
-def _physical_case(data: dict) -> dict:
-    """A case as plain data without the fields that do not change the results."""
-    return {k: v for k, v in data.items() if k not in ("output", "description")}
-
-
-def _differences(a, b, prefix: str = "") -> list[str]:
-    """Dotted paths where two plain-data cases differ, with both values."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b), key=str):
-            out += _differences(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [f"{prefix[:-1]}: run {a!r}, now {b!r}"]
-
-
-def check_restart(out: Path, case: Case, comm: MPI.Comm) -> None:
-    """Raise RunError unless ``out`` holds a run of ``case`` that can be continued: not
-    complete, with a checkpoint, and the same case (output settings aside)."""
-    err = None
-    if comm.rank == 0:
-        state = run_state(out)
-        if state in ("missing", "empty", "not-a-directory"):
-            err = f"{out}: no run to restart ({state.replace('-', ' ')}); start it without --restart"
-        elif state == "complete":
-            err = f"{out}: the run is already complete ({COMPLETION_MARKER}): nothing to restart"
-        elif not (out / CHECKPOINT_FILE).is_file():
-            err = (f"{out}: no {CHECKPOINT_FILE} to restart from (the run is {state} and wrote no checkpoint); "
-                   f"start it again with --overwrite")
-        else:
-            try:
-                stored = yaml.safe_load((out / "case.yaml").read_text())
-            except (OSError, yaml.YAMLError) as exc:
-                stored = None
-                err = f"{out}: cannot read the case of the run (case.yaml: {exc})"
-            if stored is not None:
-                diff = _differences(_physical_case(stored), _physical_case(case_to_dict(case)))
-                if diff:
-                    more = f" (and {len(diff) - 5} more)" if len(diff) > 5 else ""
-                    err = (f"{out}: cannot restart: the case differs from the one of the run in "
-                           f"{'; '.join(diff[:5])}{more}. Give the same case file and --set options as the run, "
-                           f"or its resolved case: ssbfrac run {out / 'case.yaml'} --out {out} --restart")
-    err = comm.bcast(err, root=0)
-    if err:
-        raise RunError(err)
 
 
 def run_case(case_path: str | Path, out: str | Path | None = None, overrides: list[str] | None = None,
@@ -321,7 +190,7 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
             raise RunError(f"{out}: cannot restart: the checkpoint is of a {saved.get('kind')} run, the case "
                            f"describes a {kind} run")
         resume, book = saved["loop"], saved["run"]
-        _cut_back_outputs(out, book, cycling, comm)
+        cut_back_outputs(out, book, cycling, comm)
         if comm.rank == 0:
             (out / "case.yaml").write_text(yaml.safe_dump(case_to_dict(case), sort_keys=False))
             (out / STOP_MARKER).unlink(missing_ok=True)
@@ -335,10 +204,10 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
     stop_after = int(os.environ.get(STOP_AFTER_ENV, "0") or 0)
 
     history = History(out / "history.csv", comm, columns, append=restart)
-    # a restart continues the field series, unless _cut_back_outputs started a new file
-    writer = _RunFieldWriter(out / book["field_files"][-1], bundle.mesh, fields,
+    # a restart continues the field series, unless cut_back_outputs started a new file
+    writer = FieldWriter(out / book["field_files"][-1], bundle.mesh, fields,
                              append=restart and book["file_outputs"] > 0)
-    profiles = _ProfileWriter(out / "profiles.csv", comm, append=restart) if cycling else None
+    profiles = ProfileWriter(out / "profiles.csv", comm, append=restart) if cycling else None
     every = case.output.fields_every
     n_rows = [book["history_rows"]]
     n_written = [book["field_outputs"]]
@@ -452,7 +321,7 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
         profiles.close()
     progress.close()
     if stopped:
-        raise _record_stop(out, case, stopped, accepted_count[0], cycling, command, comm)
+        raise record_stop(out, case, stopped, accepted_count[0], cycling, command, comm)
     timings.update(attempt_timings())
     import resource
 
@@ -493,213 +362,6 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
         checkpoint_path.with_name(CHECKPOINT_FILE + ".tmp").unlink(missing_ok=True)
         print(f"[{case.name}] done in {timings['total']:.1f} s: results in {out}", flush=True)
     return out
-
-
-def _record_stop(out: Path, case: Case, loop_state: dict, accepted: int, cycling: bool, command: str,
-                 comm: MPI.Comm) -> RunCheckpointed:
-    """Write stopped.json for a run that stopped on request; returns the exception to raise."""
-    from solver.output import write_json
-
-    signum = loop_state.get("signal", -1)
-    reason = signal.Signals(signum).name if signum > 0 else "stop requested"
-    info = {
-        "status": "checkpointed",
-        "reason": reason,
-        "checkpoint": CHECKPOINT_FILE,
-        "step": loop_state["step"],
-        "accepted_steps": accepted,
-        "ranks": comm.size,
-        "restart_command": command,
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if cycling:
-        info["time_s"] = loop_state["ec"]["time"]
-        where = f"t = {info['time_s']:.6g} s"
-    else:
-        info["load"] = loop_state["s"]
-        where = f"load {info['load']:.6g}"
-    write_json(out / STOP_MARKER, info, comm)
-    message = (f"[{case.name}] stopped ({reason}) after step {loop_state['step']} ({accepted} accepted, {where}); "
-               f"checkpoint: {out / CHECKPOINT_FILE}. Continue with (any number of ranks): {command}")
-    return RunCheckpointed(message, out, command)
-
-
-# --------------------------------------------------------------------------- restart of the outputs
-class _RunFieldWriter(FieldWriter):
-    """:class:`solver.output.FieldWriter` that can also continue an existing series and be
-    closed and opened again.
-
-    ``append``: the XDMF file is opened in append mode, the mesh is not written again
-    and the new time steps follow the old ones in the same temporal collections (what
-    ParaView reads as one series). :meth:`reopen` closes and reopens the file, which
-    leaves the HDF5 file consistent on disk (done at every checkpoint).
-    """
-
-    def __init__(self, path: Path, domain, functions: list, append: bool = False):
-        from dolfinx.io import XDMFFile
-
-        self._comm = domain.comm
-        if not append:
-            super().__init__(path, domain, functions)
-            return
-        from dolfinx import fem
-
-        # the output functions of FieldWriter.__init__ (fields above the mesh degree are
-        # interpolated), then the existing file, without writing the mesh again
-        self.path = Path(path)
-        self.functions = functions
-        self._out = []
-        degree = domain.geometry.cmaps[0].degree
-        for f in functions:
-            el = f.function_space.ufl_element()
-            if el.embedded_superdegree <= degree or getattr(el, "discontinuous", False) and el.embedded_superdegree == 0:
-                self._out.append((f, f))
-                continue
-            V = fem.functionspace(domain, ("Lagrange", degree, f.function_space.value_shape))
-            self._out.append((f, fem.Function(V, name=f.name)))
-        self.file = XDMFFile(self._comm, str(self.path), "a")
-
-    def reopen(self) -> None:
-        """Close the file (flushing it) and open it again for appending (collective)."""
-        from dolfinx.io import XDMFFile
-
-        self.file.close()
-        self.file = XDMFFile(self._comm, str(self.path), "a")
-
-
-def _cut_back_outputs(out: Path, book: dict, cycling: bool, comm: MPI.Comm) -> None:
-    """Before a restart (updates ``book``): cut history.csv, profiles.csv and the field
-    series back to the checkpointed step (a run killed after its last checkpoint wrote
-    more), or, when the field files cannot be continued, start a new series
-    ``fields_restart<k>.xdmf`` (``book["field_files"]``)."""
-    err, files, in_file = None, list(book["field_files"]), book["file_outputs"]
-    if comm.rank == 0:
-        try:
-            _cut_csv(out / "history.csv", book["history_rows"])
-            if cycling:
-                _cut_profiles(out / "profiles.csv", book["accepted"])
-            why = _cut_fields(out / files[-1], in_file)
-            if why is not None:
-                files.append(f"fields_restart{len(files)}.xdmf")
-                in_file = 0
-                print(f"[restart] {out / book['field_files'][-1]} cannot be continued ({why}): the time steps "
-                      f"from here on go to {out / files[-1]}", flush=True)
-        except (OSError, ValueError) as exc:
-            err = f"{out}: cannot restart: the outputs of the run cannot be cut back to the checkpoint ({exc})"
-    err, files, in_file = comm.bcast((err, files, in_file), root=0)
-    if err:
-        raise RunError(err)
-    book["field_files"], book["file_outputs"] = files, in_file
-
-
-def _replace_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines))
-    os.replace(tmp, path)
-
-
-def _cut_csv(path: Path, rows: int) -> None:
-    """Keep the header and the first ``rows`` rows of a CSV file."""
-    lines = path.read_text().splitlines(keepends=True)
-    if len(lines) - 1 < rows:
-        raise ValueError(f"{path.name} has {len(lines) - 1} rows, the checkpoint was written after row {rows}")
-    if len(lines) - 1 > rows:
-        _replace_lines(path, lines[: rows + 1])
-
-
-def _cut_profiles(path: Path, accepted: int) -> None:
-    """Keep the header and the blocks of profiles.csv written up to ``accepted`` accepted steps."""
-    if not path.exists():
-        raise ValueError(f"{path.name} is missing")
-    lines = path.read_text().splitlines(keepends=True)
-    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= accepted]
-    if len(keep) < len(lines):
-        _replace_lines(path, keep)
-
-
-_XINCLUDE = "https://www.w3.org/2001/XInclude"
-
-
-def _cut_fields(xdmf: Path, keep: int) -> str | None:
-    """Cut an XDMF time series (DOLFINx layout: one temporal collection per function) back
-    to its first ``keep`` time steps and delete the HDF5 datasets of the others. Returns
-    None, or why the series cannot be continued (then nothing is changed)."""
-    import xml.etree.ElementTree as ET
-
-    import h5py
-
-    h5 = xdmf.with_suffix(".h5")
-    if keep == 0:
-        return "no time step in it yet"
-    if not xdmf.is_file() or not h5.is_file():
-        return f"{xdmf.name} or {h5.name} is missing"
-    try:
-        tree = ET.parse(xdmf)
-    except ET.ParseError as exc:
-        return f"{xdmf.name} does not parse: {exc}"
-    domain = tree.getroot().find("Domain")
-    series = [g for g in (domain.findall("Grid") if domain is not None else [])
-              if g.get("CollectionType") == "Temporal"]
-    if not series:
-        return f"{xdmf.name} holds no time series"
-
-    def datasets(grid) -> list[str]:
-        return ["/" + item.text.strip().split(":/", 1)[1] for item in grid.iter("DataItem")
-                if item.get("Format") == "HDF" and item.text and ":/" in item.text]
-
-    kept, dropped = [], []
-    for collection in series:
-        steps = collection.findall("Grid")
-        if len(steps) < keep:
-            return f"{len(steps)} time steps of '{collection.get('Name')}', the checkpoint expects {keep}"
-        for g in steps[:keep]:
-            kept += datasets(g)
-        for g in steps[keep:]:
-            dropped += datasets(g)
-            collection.remove(g)
-    try:
-        with h5py.File(h5, "a") as f:
-            missing = [p for p in kept if p not in f]
-            if missing:
-                return f"{h5.name} lacks {missing[0]}"
-            for p in dropped:
-                if p in f and p not in kept:
-                    del f[p]
-    except OSError as exc:
-        return f"{h5.name} cannot be opened ({exc})"
-    if dropped:
-        ET.register_namespace("xi", _XINCLUDE)
-        tmp = xdmf.with_name(xdmf.name + ".tmp")
-        tree.write(tmp, encoding="utf-8", xml_declaration=True)
-        os.replace(tmp, xdmf)
-    return None
-
-
-class _ProfileWriter:
-    """profiles.csv: mean lithiation of the particles and damage of the electrolyte against
-    the depth from the lithium side, one block of rows per field output (rank 0 writes;
-    ``append``: continue an existing file)."""
-
-    def __init__(self, path: Path, comm: MPI.Comm, append: bool = False):
-        append = append and comm.rank == 0 and Path(path).exists() and Path(path).stat().st_size > 0
-        self._fh = open(path, "a" if append else "w") if comm.rank == 0 else None
-        self._header = append
-
-    def add(self, output: int, t: float, prof: dict) -> None:
-        if self._fh is None:
-            return
-        keys = [k for k in ("x", "damage") if k in prof]
-        if not self._header:
-            self._fh.write(",".join(["output", "time", "depth"] + keys) + "\n")
-            self._header = True
-        for i, depth in enumerate(prof["depth"]):
-            vals = [f"{prof[k][i]:.8g}" for k in keys]
-            self._fh.write(",".join([str(output), f"{t:.8g}", f"{depth * 1e-6:.8g}"] + vals) + "\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
 
 
 def _cell_summary(ec) -> dict:

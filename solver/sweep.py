@@ -464,6 +464,8 @@ def write_manifest(sweep: Sweep) -> None:
 # --------------------------------------------------------------------------- run states
 #: exit statuses of runs that were stopped rather than failed (Ctrl-C, SIGTERM, SIGKILL)
 INTERRUPTED = {130, 143, 137, -2, -15, -9}
+#: exit status of a run that stopped on request after writing its checkpoint (continued with --restart)
+CHECKPOINTED = 85
 
 
 @dataclass
@@ -532,6 +534,8 @@ def run_status(sweep: Sweep, run: Run, queue: dict[str, str] | None, queued: dic
         code = int(record[1]) if len(record) > 1 and re.fullmatch(r"-?[0-9]+", record[1]) else None
         if code in INTERRUPTED:
             return RunStatus(run, "pending", f"interrupted (exit status {code})")
+        if code == CHECKPOINTED:
+            return RunStatus(run, "pending", "stopped with a checkpoint (continued with --restart)")
         if code == 0:  # finished, then its directory (or summary.json) was removed: run it again
             return RunStatus(run, "pending", "results removed after the run")
         return RunStatus(run, "failed", f"exit status {code}")
@@ -540,6 +544,8 @@ def run_status(sweep: Sweep, run: Run, queue: dict[str, str] | None, queued: dic
         return RunStatus(run, "pending", f"queued (Slurm task {task}, {queue[task].lower()})", active=True)
     if state == "failed":
         return RunStatus(run, "failed", "error.txt")
+    if state == "checkpointed":
+        return RunStatus(run, "pending", "stopped with a checkpoint (continued with --restart)")
     if state == "incomplete":
         return RunStatus(run, "pending", "incomplete directory (interrupted)")
     return RunStatus(run, "pending", "not started")
@@ -616,8 +622,13 @@ def find_mpiexec() -> str:
 
 def run_command(sweep: Sweep, run: Run, ranks: int) -> list[str]:
     cmd = ([find_mpiexec(), "-n", str(ranks)] if ranks > 1 else []) + ssbfrac_command()
-    cmd += ["run", str(sweep.base), "--out", str(sweep.out / run.name)]
-    if (sweep.out / run.name).exists():
+    from solver.rundir import CHECKPOINT_FILE, run_state
+
+    d = sweep.out / run.name
+    cmd += ["run", str(sweep.base), "--out", str(d)]
+    if run_state(d) in ("checkpointed", "incomplete") and (d / CHECKPOINT_FILE).is_file():
+        cmd.append("--restart")  # continue from the checkpoint
+    elif d.exists():
         cmd.append("--overwrite")
     for o in run.overrides:
         cmd += ["--set", o]

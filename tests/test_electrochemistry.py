@@ -198,6 +198,39 @@ def test_ohmic_slab(anode):
     assert ec.time == pytest.approx(20.0)
 
 
+def test_electronic_network_ohmic_slab():
+    """One particle (the slab's active block) connected through a network of conductivity
+    sigma: for the same current the particle and the fields are those of the uniform model,
+    and the cell voltage is lower (discharge) or higher (charge) by I (x_max - x_c) / (sigma H),
+    x_c the block's centroid."""
+    L_se, L_am, H = 10.0, 2.0, 4.0
+    dom, ct, ft = slab(L_se + L_am, H, 24, 4, am_from=L_se)
+    uni = ElectrochemistryProblem(dom, ct, ft, slab_case())
+    sigma = 10.0  # S/m
+    net = ElectrochemistryProblem(dom, ct, ft, slab_case(electronic={"model": "per_particle", "conductivity": sigma}))
+    assert net.particle_depth[0] == pytest.approx(L_se + L_am / 2, rel=1e-12)
+    R = (L_am / 2) / (sigma * 1e-6 * H)  # Ohm um
+    while not uni.done:
+        assert uni.step(2.5).converged and net.step(2.5).converged
+        s = net.state
+        assert s.current == pytest.approx(uni.state.current, rel=1e-9)
+        assert uni.voltage - s.voltage == pytest.approx(s.current * R, rel=1e-6)
+        assert net.u[0] == pytest.approx(uni.voltage, abs=1e-8)  # the particle's own potential
+
+
+def test_electronic_limitation_lithiates_the_collector_side_first():
+    """With a poor electronic network (and a good ionic conductor) the particles near the
+    collector react first: x rises with depth, the opposite of the ionic limitation."""
+    _, slope, x, ec = discharge("loading.electronic.model=per_particle", "loading.electronic.conductivity=2e-4",
+                                "loading.electrolyte.kappa=0.1", "loading.c_rate=1")
+    assert slope > 0 and x[-1] - x[0] > 0.05, x
+    # the network resistance is symmetric, positive, and largest for the deepest particle
+    R = ec.resistance
+    assert np.allclose(R, R.T) and np.all(np.linalg.eigvalsh(R) > 0)
+    k = int(np.argmin(ec.particle_depth))
+    assert R[k, k] == R.max()
+
+
 def kappa_of(d: fem.Function, p: float, k_res: float):
     return (1.0 - d) ** p + k_res
 
@@ -366,7 +399,7 @@ def test_particle_potentials():
     assert np.all(np.delete(li - li0, k) > 0)
     q = iso.u[: iso.m]
     others = np.delete(np.arange(iso.m), k)
-    drop = iso.resistance[others] * iso.particle_currents()[others]
+    drop = (iso.resistance @ iso.particle_currents())[others]
     assert np.allclose(q[others] - iso.voltage, drop, atol=1e-8)
     assert np.all(drop > 1e-3)
 

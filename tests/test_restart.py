@@ -289,13 +289,14 @@ def test_galvanostatic_run_stopped_by_slurm_signal_and_continued_on_two_ranks(tm
 
 # --------------------------------------------------------------------------- cutting outputs back (no solver)
 def test_cut_fields_keeps_the_first_steps_and_drops_the_others(tmp_path):
-    """_cut_fields on a series written by DOLFINx: 3 steps cut back to 2, then appended to."""
+    """cut_fields on a series written by DOLFINx: 3 steps cut back to 2, then appended to."""
     import solver  # noqa: F401
     from dolfinx import fem, mesh
     from dolfinx.io import XDMFFile
     from mpi4py import MPI
 
-    from solver.runner import _cut_fields, _RunFieldWriter
+    from solver.output import FieldWriter
+    from solver.restart import cut_fields
 
     domain = mesh.create_unit_square(MPI.COMM_SELF, 3, 3)
     f = fem.Function(fem.functionspace(domain, ("Lagrange", 1)), name="f")
@@ -306,9 +307,9 @@ def test_cut_fields_keeps_the_first_steps_and_drops_the_others(tmp_path):
         for t in (0.0, 1.0, 2.0):
             xdmf.write_function(f, t)
             xdmf.write_function(g, t)
-    assert _cut_fields(path, 5) is not None  # fewer steps than expected: not continued
-    assert _cut_fields(path, 2) is None
-    writer = _RunFieldWriter(path, domain, [f, g], append=True)
+    assert cut_fields(path, 5) is not None  # fewer steps than expected: not continued
+    assert cut_fields(path, 2) is None
+    writer = FieldWriter(path, domain, [f, g], append=True)
     f.x.array[:] = 7.0
     writer.write(2.5)
     writer.close()
@@ -319,4 +320,4 @@ def test_cut_fields_keeps_the_first_steps_and_drops_the_others(tmp_path):
     with h5py.File(tmp_path / "fields.h5", "r") as h5:
         assert sorted(h5["Function/f"]) == ["0", "1", "2_5"]
         assert np.all(h5["Function/f/2_5"][...] == 7.0)
-    assert _cut_fields(tmp_path / "missing.xdmf", 1) is not None
+    assert cut_fields(tmp_path / "missing.xdmf", 1) is not None
