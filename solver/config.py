@@ -1059,6 +1059,9 @@ class Output(Schema):
     progress: Literal["auto", "bar", "lines", "none"] = Field(
         "auto", description="progress display: bar on a terminal, lines in batch jobs (auto)"
     )
+    vtx: bool = Field(
+        False, description="also write the fields as fields.bp (ADIOS2 VTX, ParaView's ADIOS2VTXReader); needs DOLFINx with ADIOS2"
+    )
     profile_bins: int = Field(
         20, ge=2, le=1000,
         description="galvanostatic loading: slabs across the thickness of profiles.csv (lithiation and damage against depth)",

@@ -63,10 +63,12 @@ class FieldWriter:
     ``append``: continue an existing series (the mesh is not written again; the new time
     steps follow the old ones in the same temporal collections, which ParaView reads as
     one series). :meth:`reopen` closes and reopens the file, which leaves the HDF5 file
-    consistent on disk (done at every checkpoint).
+    consistent on disk (done at every checkpoint). ``vtx_path``: also write the same
+    functions as an ADIOS2 VTX series (``*.bp``, ParaView's *ADIOS2VTXReader*; needs a
+    DOLFINx built with ADIOS2, see :func:`vtx_available`).
     """
 
-    def __init__(self, path: Path, domain, functions: list, append: bool = False):
+    def __init__(self, path: Path, domain, functions: list, append: bool = False, vtx_path: Path | None = None):
         from dolfinx import fem
 
         self.path = Path(path)
@@ -86,6 +88,11 @@ class FieldWriter:
         self.file = self._open("a" if append else "w")
         if not append:
             self.file.write_mesh(domain)
+        self.vtx = None
+        if vtx_path is not None:
+            from dolfinx.io import VTXWriter
+
+            self.vtx = VTXWriter(self._comm, str(vtx_path), [dst for _, dst in self._out], engine="BP4")
 
     def _open(self, mode: str):
         from dolfinx.io import XDMFFile
@@ -105,9 +112,20 @@ class FieldWriter:
             if dst is not src:
                 dst.interpolate(src)
             self.file.write_function(dst, t)
+        if self.vtx is not None:
+            self.vtx.write(t)
 
     def close(self) -> None:
         self.file.close()
+        if self.vtx is not None:
+            self.vtx.close()
+
+
+def vtx_available() -> bool:
+    """True when DOLFINx was built with ADIOS2 (VTX output possible)."""
+    import dolfinx
+
+    return bool(getattr(dolfinx.common, "has_adios2", False)) and hasattr(dolfinx.io, "VTXWriter")
 
 
 class ProfileWriter:

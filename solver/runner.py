@@ -43,6 +43,12 @@ def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
     from solver.mesh import pack
 
     case = load_case(case_path, overrides)
+    if case.output.vtx:
+        from solver.output import vtx_available
+
+        if not vtx_available():
+            raise CaseError(f"{case_path}: output.vtx = true: this DOLFINx has no ADIOS2 (VTX output); "
+                            "set output.vtx: false (fields.xdmf is always written)")
     internal = to_internal(case)
     packing, err = None, None
     if comm.rank == 0:
@@ -205,8 +211,10 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
 
     history = History(out / "history.csv", comm, columns, append=restart)
     # a restart continues the field series, unless cut_back_outputs started a new file
+    attempt = len(book["ranks"]) - 1  # 0 for a first run, k for the k-th restart
+    vtx = (out / ("fields.bp" if attempt == 0 else f"fields_restart{attempt}.bp")) if case.output.vtx else None
     writer = FieldWriter(out / book["field_files"][-1], bundle.mesh, fields,
-                             append=restart and book["file_outputs"] > 0)
+                         append=restart and book["file_outputs"] > 0, vtx_path=vtx)
     profiles = ProfileWriter(out / "profiles.csv", comm, append=restart) if cycling else None
     every = case.output.fields_every
     n_rows = [book["history_rows"]]

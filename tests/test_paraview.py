@@ -139,3 +139,25 @@ def test_ssbfrac_paraview_without_pvbatch_says_so(tmp_path):
     assert r.returncode == 2 and "no-such-pvbatch: not found" in r.stderr
     r = ssbfrac("paraview", tmp_path / "elsewhere")
     assert r.returncode == 2 and "fields.xdmf: not found" in r.stderr
+
+
+def test_vtx_series_next_to_xdmf(tmp_path, small_case):
+    """output.vtx: the same fields as an ADIOS2 VTX series (fields.bp) with one step per
+    field output; skipped where DOLFINx has no ADIOS2."""
+    import solver  # noqa: F401
+    from solver.output import vtx_available
+
+    if not vtx_available():
+        pytest.skip("this DOLFINx has no ADIOS2: no VTX output")
+    out = tmp_path / "run"
+    r = subprocess.run(ssbfrac_cmd() + ["run", str(small_case), "--out", str(out), "--progress", "none",
+                                        "--set", "output.vtx=true", "--set", "loading.steps=2"],
+                       capture_output=True, text=True, env=subprocess_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    bp = out / "fields.bp"
+    assert bp.is_dir() and (bp / "md.idx").is_file()
+    assert sum(f.stat().st_size for f in bp.iterdir() if f.name.startswith("data.")) > 1000
+    summary = json.loads((out / "summary.json").read_text())
+    # one ADIOS2 step per field output: md.idx holds a header and one 64-byte record per step (BP4)
+    steps = ((bp / "md.idx").stat().st_size - 64) // 64
+    assert steps == summary["field_outputs"]
