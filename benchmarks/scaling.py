@@ -3,7 +3,7 @@
     python benchmarks/scaling.py [CASE] [--ranks 1 2] [--set key=value ...]
 
 By default: the default cathode under a prescribed lithiation (cases/bucci2017_prescribed.yaml) without fracture, refined to more than 200k displacement
-DOFs (element size 0.04 um), 20 load steps. Each rank count runs in its own `mpiexec`;
+DOFs (element size 0.025 um), 20 load steps. Each rank count runs in its own `mpiexec`;
 the script prints the time of each phase (mesh, set-up, solve, output) from summary.json,
 the split of the solve phase into assembly (residual and Jacobian evaluations) and linear
 solves (Krylov iterations, preconditioner set-up included) from PETSc's own event log
@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SETS = ["fracture.enabled=false", "geometry.mesh.size=0.04e-6", "geometry.mesh.interface_size=0.04e-6",
-                "geometry.mesh.particle_size=0.04e-6", "loading.steps=20", "output.fields_every=0"]
+DEFAULT_SETS = ["fracture.enabled=false", "geometry.mesh.size=0.025e-6", "geometry.mesh.interface_size=0.025e-6",
+                "geometry.mesh.particle_size=0.025e-6", "loading.steps=20", "output.fields_every=0"]
 
 
 def main() -> int:
