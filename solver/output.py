@@ -75,7 +75,7 @@ class FieldWriter:
         self.functions = functions
         self._comm = domain.comm
         self._out = []
-        degree = domain.geometry.cmap.degree
+        degree = domain.geometry.cmaps[0].degree
         for f in functions:
             el = f.function_space.ufl_element()
             if el.embedded_superdegree <= degree or getattr(el, "discontinuous", False) and el.embedded_superdegree == 0:
