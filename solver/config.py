@@ -988,7 +988,7 @@ class SchemeSpec(Schema):
         description="iteration cap per load step (the step is cut when hit); an unstable crack advances about a "
         "third of ell per iteration, so a jump of L needs about 3 L / ell iterations",
     )
-    relaxation: float = Field(1.5, ge=1, lt=2, description="accelerated: over-relaxation factor omega of the damage update")
+    relaxation: float = Field(1.8, ge=1, lt=2, description="accelerated: over-relaxation factor omega of the damage update")
     switch_tolerance: float = Field(
         1e-2, gt=0, lt=1, description="accelerated: switch to Newton once max |d_k - d_(k-1)| is below this [-]"
     )

@@ -902,8 +902,9 @@ class ElectrochemistryProblem:
     def _land_on_cutoff(self, start: dict, dt: float, res: ECStepResult) -> ECStepResult:
         """Shorten the step so that it ends at the cut-off voltage (Illinois regula falsi on
         the step fraction). A trial whose current needs a voltage more than CUTOFF_MARGIN
-        past the cut-off counts as that far past it. If even a thousandth of the step passes
-        the cut-off at the start of a segment, the segment ends at once (dt = 0)."""
+        past the cut-off, or whose fields do not converge, counts as that far past it. If even
+        a thousandth of the step passes the cut-off at the start of a segment, the segment
+        ends at once (dt = 0)."""
         seg = self.segment
         cut = seg.cutoff
         past = -CUTOFF_MARGIN if seg.mode == "discharge" else CUTOFF_MARGIN
@@ -924,11 +925,12 @@ class ElectrochemistryProblem:
             total.newton_iterations += r.newton_iterations
             total.outer_iterations += r.outer_iterations
             total.solves += r.solves
-            if not r.converged and not r.beyond_cutoff:
-                total.converged, total.reason = False, "cut-off landing: " + r.reason
-                return total
-            g = past if r.beyond_cutoff else self.voltage - cut
-            beyond = r.beyond_cutoff or seg.beyond_cutoff(self.voltage)
+            # a trial whose fields do not converge is taken as past the cut-off: within a
+            # step that crossed it, what fails is a voltage far beyond it (e.g. a current
+            # that cracked electrolyte can hardly carry)
+            past_it = r.beyond_cutoff or not r.converged
+            g = past if past_it else self.voltage - cut
+            beyond = past_it or seg.beyond_cutoff(self.voltage)
             if r.converged and (abs(g) <= CUTOFF_TOLERANCE or (t_b - t_a) * dt < 1e-9):
                 total.converged, total.dt = True, theta * dt
                 return total
