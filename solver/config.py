@@ -1276,12 +1276,13 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path, kind: str = "case", sections: str = "sections") -> dict:
+    """The mapping in a YAML ``kind`` file (case, sweep); CaseError naming the file otherwise."""
     p = Path(path)
     if not p.exists():
-        raise CaseError(f"{p}: case file not found")
+        raise CaseError(f"{p}: {kind} file not found")
     if p.is_dir():
-        raise CaseError(f"{p}: is a directory, expected a YAML case file")
+        raise CaseError(f"{p}: is a directory, expected a YAML {kind} file")
     try:
         data = yaml_load(p.read_text())
     except yaml.YAMLError as exc:
@@ -1292,7 +1293,7 @@ def read_yaml(path: str | Path) -> dict:
     if data is None:
         raise CaseError(f"{p}: the file is empty")
     if not isinstance(data, dict):
-        raise CaseError(f"{p}: the top level must be a mapping of sections, got {type(data).__name__}")
+        raise CaseError(f"{p}: the top level must be a mapping of {sections}, got {type(data).__name__}")
     return data
 
 

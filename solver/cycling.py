@@ -128,7 +128,8 @@ def run_cycling(cell: CoupledCell, on_step, progress=None, max_steps: int = 1000
     """Run the protocol of the case to its end with adaptive time steps.
 
     ``on_step(record)`` is called for every accepted and rejected step. Returns counters
-    and the time spent per physics (s) for the summary.
+    and the time spent per physics (s) for the summary. ``cell.kappa_eff_rel`` must hold
+    the effective conductivity of the starting state (the caller reports it first).
 
     Checkpoints: ``at_boundary(state)``, if given, is called after every accepted step
     that does not end the protocol (after ``on_step`` and the transfers) with the loop
@@ -159,7 +160,6 @@ def run_cycling(cell: CoupledCell, on_step, progress=None, max_steps: int = 1000
         ec.load_checkpoint_state(resume["ec"])
         wall0 = float(resume["wall"])
     t_start = time.perf_counter() - wall0
-    cell.kappa_eff_rel = _timed(timers, "effective_conductivity", ec.effective_conductivity, True)
     while not ec.done:
         if step >= max_steps:
             raise RuntimeError(f"more than {max_steps} steps: the time step collapsed")

@@ -335,19 +335,9 @@ def _format_errors(err: ValidationError, source: str) -> str:
 
 
 def read_sweep_file(path: Path) -> dict:
-    if not path.exists():
-        raise CaseError(f"{path}: sweep file not found")
-    if path.is_dir():
-        raise CaseError(f"{path}: is a directory, expected a YAML sweep file")
-    try:
-        data = yaml_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise CaseError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(data, dict):
-        raise CaseError(f"{path}: the top level must be a mapping (name, base, parameters, ...)")
-    return data
+    from solver.config import read_yaml
+
+    return read_yaml(path, kind="sweep", sections="(name, base, parameters, ...)")
 
 
 def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:

@@ -1,7 +1,9 @@
 """Shared fixtures. Importing ``solver`` first keeps the DOLFINx wheel's import order."""
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,3 +46,31 @@ def subprocess_env() -> dict:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
+
+
+def run_ssbfrac(args: list[str], ranks: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``ssbfrac ARGS`` in a subprocess (under ``mpiexec -n ranks`` when ranks > 1; the test
+    is skipped when there is no mpiexec)."""
+    cmd = ssbfrac_cmd() + list(args)
+    if ranks > 1:
+        exe = mpiexec()
+        if exe is None:
+            pytest.skip("mpiexec not found")
+        cmd = [exe, "-n", str(ranks)] + cmd
+    return subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
+
+
+def run_to_completion(case, out, *sets, ranks: int = 1, timeout: float = 900):
+    """``ssbfrac run CASE --out OUT --set ...`` that must succeed; returns (summary, the
+    accepted rows of history.csv as column arrays)."""
+    from solver.output import read_history
+
+    args = ["run", str(case), "--out", str(out), "--progress", "none"]
+    for s in sets:
+        args += ["--set", s]
+    r = run_ssbfrac(args, ranks=ranks, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    summary = json.loads((Path(out) / "summary.json").read_text())
+    h = read_history(Path(out) / "history.csv")
+    acc = h["accepted"] == 1
+    return summary, {k: v[acc] for k, v in h.items()}

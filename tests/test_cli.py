@@ -2,24 +2,15 @@
 
 import csv
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import mpiexec, ssbfrac_cmd, subprocess_env
+from conftest import run_ssbfrac as run
 
 EXPECTED_FILES = {"case.yaml", "mesh.msh", "mesh.json", "fields.xdmf", "fields.h5", "history.csv", "summary.json"}
 
 
-def run(args, ranks=1, timeout=300):
-    cmd = ssbfrac_cmd() + args
-    if ranks > 1:
-        exe = mpiexec()
-        if exe is None:
-            pytest.skip("mpiexec not found")
-        cmd = [exe, "-n", str(ranks)] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
 
 
 def history(path):

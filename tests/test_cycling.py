@@ -7,15 +7,12 @@ accepted and rejected steps, the protocol runs in order, damage lowers the effec
 conductivity, and the outputs (history, profiles, fields, summary) are complete.
 """
 
-import json
-import subprocess
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, mpiexec, ssbfrac_cmd, subprocess_env
-from solver.output import read_history
+from conftest import ROOT, run_to_completion
 
 EC_CASE = ROOT / "tests" / "data" / "electrochem_small.yaml"
 FRACTURE_CASE = ROOT / "tests" / "data" / "cycling_fracture_small.yaml"
@@ -23,20 +20,7 @@ CYCLE = "loading.protocol=[{mode: discharge}, {mode: rest, duration: 300.0}, {mo
 
 
 def run(case, out, *sets, ranks=1, timeout=900):
-    cmd = ssbfrac_cmd() + ["run", str(case), "--out", str(out), "--progress", "none"]
-    for s in sets:
-        cmd += ["--set", s]
-    if ranks > 1:
-        exe = mpiexec()
-        if exe is None:
-            pytest.skip("mpiexec not found")
-        cmd = [exe, "-n", str(ranks)] + cmd
-    r = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
-    summary = json.loads((out / "summary.json").read_text())
-    h = read_history(out / "history.csv")
-    acc = h["accepted"] == 1
-    return summary, {k: v[acc] for k, v in h.items()}
+    return run_to_completion(case, out, *sets, ranks=ranks, timeout=timeout)
 
 
 def read_profiles(path):

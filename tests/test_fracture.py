@@ -7,33 +7,19 @@ strain-controlled (critical_strain fixed, so Gc grows with E_SE, see docs/model.
 """
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, mpiexec, ssbfrac_cmd, subprocess_env
-from solver.output import read_history
+from conftest import ROOT, run_to_completion
 
 CASE = ROOT / "tests" / "data" / "fracture_small.yaml"
 EXPANSION = 0.075
 
 
 def run_case(out, *sets, ranks=1, timeout=900):
-    cmd = ssbfrac_cmd() + ["run", str(CASE), "--out", str(out), "--progress", "none"]
-    for s in sets:
-        cmd += ["--set", s]
-    if ranks > 1:
-        exe = mpiexec()
-        if exe is None:
-            pytest.skip("mpiexec not found")
-        cmd = [exe, "-n", str(ranks)] + cmd
-    r = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
-    summary = json.loads((out / "summary.json").read_text())
-    h = read_history(out / "history.csv")
-    acc = h["accepted"] == 1
-    return summary, {k: v[acc] for k, v in h.items()}, out
+    summary, h = run_to_completion(CASE, out, *sets, ranks=ranks, timeout=timeout)
+    return summary, h, out
 
 
 @pytest.fixture(scope="module")

@@ -4,24 +4,15 @@ and 3D, with 1 and 2 MPI ranks; bad inputs stop before Gmsh runs."""
 import csv
 import json
 import math
-import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, mpiexec, ssbfrac_cmd, subprocess_env
+from conftest import ROOT, run_ssbfrac as run
 
 CASES = sorted((ROOT / "cases" / "microstructures").glob("*.yaml"))
 
 
-def run(args, ranks=1, timeout=300):
-    cmd = ssbfrac_cmd() + args
-    if ranks > 1:
-        exe = mpiexec()
-        if exe is None:
-            pytest.skip("mpiexec not found")
-        cmd = [exe, "-n", str(ranks)] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
 
 
 def last_row(path):
