@@ -648,7 +648,8 @@ class SideBC(Schema):
             raise ValueError(f"value is only used with type: pressure (type is {self.type})")
         return self
 
-DEFAULT_PETSC_ELASTICITY: dict[str, Any] = {
+#: iterative elasticity solve: CG + smoothed-aggregation AMG (rigid-body near-nullspace)
+ITERATIVE_PETSC_ELASTICITY: dict[str, Any] = {
     "ksp_type": "cg",
     "pc_type": "gamg",
     "ksp_rtol": 1e-10,
@@ -656,6 +657,14 @@ DEFAULT_PETSC_ELASTICITY: dict[str, Any] = {
     "ksp_max_it": 1000,
     "pc_gamg_coarse_eq_limit": 1000,
 }
+#: direct elasticity solve: sparse LU (MUMPS)
+DIRECT_PETSC_ELASTICITY: dict[str, Any] = {
+    "ksp_type": "preonly",
+    "pc_type": "lu",
+    "pc_factor_mat_solver_type": "mumps",
+}
+#: linear_solver: auto takes the direct solve up to this many displacement DOFs (2D, 3D)
+DIRECT_SOLVE_MAX_DOFS = {2: 200_000, 3: 30_000}
 
 
 class Mechanics(Schema):
@@ -673,9 +682,16 @@ class Mechanics(Schema):
             "bottom/top: y, back/front: z in 3D); sides not given default to roller"
         ),
     )
+    linear_solver: Literal["auto", "direct", "iterative"] = Field(
+        "auto",
+        description=(
+            "elasticity linear solve: direct (MUMPS LU), iterative (CG + GAMG with the rigid-body "
+            "near-nullspace), or auto: direct up to 200k displacement DOFs in 2D and 30k in 3D"
+        ),
+    )
     petsc_options: dict[str, Union[str, int, float, bool, None]] = Field(
-        default_factory=lambda: dict(DEFAULT_PETSC_ELASTICITY),
-        description="PETSc options of the elasticity solve (override any; merged with the defaults)",
+        default_factory=dict,
+        description="PETSc options of the elasticity solve, applied over those of linear_solver",
     )
 
     @model_validator(mode="after")

@@ -23,7 +23,7 @@ from meshes import tags as mtags
 from solver import elasticity as el
 from solver import phasefield as pf
 from solver import schemes
-from solver.config import DEFAULT_PETSC_ELASTICITY
+from solver.config import DIRECT_PETSC_ELASTICITY, DIRECT_SOLVE_MAX_DOFS, ITERATIVE_PETSC_ELASTICITY
 from solver.schemes import Accelerator, StepResult
 from solver.loading import LoadPath
 from solver.mesh import MeshBundle, phase_of_tags, phase_properties
@@ -137,8 +137,7 @@ class Simulation:
         side_tags = {k: mtags.SIDES[k] for k in side_names}
         sides = {k: case.mechanics.side(k) for k in side_tags}
         bcs, pressures = el.boundary_conditions(V, facet_tags, side_tags, sides)
-        opts = dict(DEFAULT_PETSC_ELASTICITY)
-        opts.update(case.mechanics.petsc_options)
+        opts = elasticity_options(case.mechanics, V.dofmap.index_map.size_global * V.dofmap.index_map_bs, gdim)
         self.elastic = el.ElasticityProblem(self.u, energy * self.dxq, bcs, pressures, self.ds, linear, opts)
         self.newton = None
         if self.fracture and fr.scheme.type == "accelerated":
@@ -378,13 +377,28 @@ class StepRecord:
     measures: dict = field(default_factory=dict)
 
 
+def elasticity_options(mechanics, n_dofs: int, gdim: int) -> dict:
+    """PETSc options of the elasticity solve: those of ``mechanics.linear_solver`` (auto:
+    direct up to :data:`DIRECT_SOLVE_MAX_DOFS` displacement DOFs; a sparse LU beats AMG-CG
+    there, above all on the ill-conditioned degraded stiffness of a cracked electrolyte),
+    then ``mechanics.petsc_options``."""
+    kind = mechanics.linear_solver
+    if kind == "auto":
+        kind = "direct" if n_dofs <= DIRECT_SOLVE_MAX_DOFS[gdim] else "iterative"
+    opts = dict(DIRECT_PETSC_ELASTICITY if kind == "direct" else ITERATIVE_PETSC_ELASTICITY)
+    opts.update(mechanics.petsc_options)
+    return opts
+
+
 class GrowthGuard:
     """Rejects a step whose crack grew too brutally (adaptive stepping with fracture).
 
     A step is rejected when the regularised crack length grew by more than
     ``max_crack_growth`` (default 20 ell), unless it is already the smallest step or the
     jump did not shrink when the step was cut (an unstable growth: a property of the
-    solution, not of the step size, so it is accepted and reported).
+    solution, not of the step size, so it is accepted and reported). A rejected jump is
+    remembered until the loading reaches the point of the rejected trial: a jump at least
+    half as large on the way there (after the cut) is taken as that unstable growth.
     """
 
     def __init__(self, sim: Simulation):
@@ -396,10 +410,11 @@ class GrowthGuard:
             self.max_growth = ad.max_crack_growth if ad.max_crack_growth is not None else 20.0 * ell
         self.last_crack = 0.0
         self._rejected = None  # crack growth of the last step rejected as too brutal
+        self._rejected_at = None  # load coordinate (or time) of that rejected trial
 
-    def accept(self, meas: dict, res: StepResult, smallest: bool) -> bool:
-        """True if the solved step may be accepted (sets ``res.reason`` otherwise, or when an
-        unstable growth is accepted)."""
+    def accept(self, meas: dict, res: StepResult, smallest: bool, at: float | None = None) -> bool:
+        """True if the solved step to load coordinate (or time) ``at`` may be accepted
+        (sets ``res.reason`` otherwise, or when an unstable growth is accepted)."""
         if not self.active or smallest:
             return True
         growth = meas["crack_length"] - self.last_crack
@@ -408,25 +423,29 @@ class GrowthGuard:
         if self._rejected is not None and growth >= 0.5 * self._rejected:
             res.reason = f"unstable crack growth of {growth:.3g} um accepted"
             return True
-        self._rejected = growth
+        self._rejected, self._rejected_at = growth, at
         res.reason = f"crack grew by {growth:.3g} um (> {self.max_growth:.3g})"
         return False
 
-    def accepted(self, meas: dict) -> None:
-        """Record an accepted step."""
-        self._rejected = None
+    def accepted(self, meas: dict, at: float | None = None) -> None:
+        """Record an accepted step (to ``at``)."""
+        if at is None or self._rejected_at is None or at >= self._rejected_at * (1 - 1e-12):
+            self._rejected = self._rejected_at = None
         if "crack_length" in meas:
             self.last_crack = meas["crack_length"]
 
     def state(self) -> dict:
         """What a checkpoint needs to continue: the crack length of the last accepted step
-        (um) and the growth of the last step rejected as too brutal (um, or None)."""
-        return {"last_crack": self.last_crack, "rejected": self._rejected}
+        (um), the growth of the last step rejected as too brutal (um, or None) and where
+        that trial ended."""
+        return {"last_crack": self.last_crack, "rejected": self._rejected, "rejected_at": self._rejected_at}
 
     def load_state(self, state: dict) -> None:
         """Restore :meth:`state`."""
         self.last_crack = float(state["last_crack"])
         self._rejected = None if state["rejected"] is None else float(state["rejected"])
+        at = state.get("rejected_at")
+        self._rejected_at = None if at is None else float(at)
 
 
 def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_steps: int = 100000,
@@ -482,10 +501,10 @@ def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_ste
         if ok:
             sim.update_outputs()
             meas = sim.measures()
-            ok = guard.accept(meas, res, smallest)
+            ok = guard.accept(meas, res, smallest, at=s_next)
         if ok:
             sim.accept()
-            guard.accepted(meas)
+            guard.accepted(meas, at=s_next)
             accepted += 1
             meas["wall"] = time.perf_counter() - t_start
             on_step(StepRecord(step, True, s_next, res, meas))

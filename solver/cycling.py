@@ -179,13 +179,13 @@ def run_cycling(cell: CoupledCell, on_step, progress=None, max_steps: int = 1000
         if ok:
             sim.update_outputs()
             meas = sim.measures()
-            ok = guard.accept(meas, res, smallest or r_ec.dt <= dt_min * 1.0001)
+            ok = guard.accept(meas, res, smallest or r_ec.dt <= dt_min * 1.0001, at=ec.time)
         if not ok and smallest:
             raise StepFailure(f"time step at t = {ec.time:.6g} s failed at the smallest step ({dt_min:.3g} s): "
                               f"{res.reason}")
         if ok:
             sim.accept()
-            guard.accepted(meas)
+            guard.accepted(meas, at=ec.time)
             cell.transfer()
             ec.update_outputs()
             cell.kappa_eff_rel = _timed(timers, "effective_conductivity", ec.effective_conductivity, True)

@@ -304,6 +304,7 @@ class ElasticityProblem:
         self.linear_iterations = 0
         self.solves = 0
         self.linear = opts["snes_type"] == "ksponly"
+        self.iterative = opts.get("ksp_type", "gmres") != "preonly"
         self.inexact = False
         self._max_it = int(opts.get("snes_max_it", 30))
 

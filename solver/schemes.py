@@ -155,7 +155,8 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
     err = math.inf
     switch = switch_tolerance
     newton_failures = 0
-    reuse = getattr(spec, "reuse_preconditioner", False)
+    # a reused LU factorisation would make the solve inexact: iterative solves only
+    reuse = getattr(spec, "reuse_preconditioner", False) and sim.elastic.iterative
     fresh_its = None  # Krylov iterations right after the last preconditioner set-up
     best, since_best = math.inf, 0  # stagnation watch
     stagnation = 25
