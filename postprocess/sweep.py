@@ -26,7 +26,11 @@ A run is *complete* with summary.json, *failed* with error.txt or when its
   mean and standard deviation over the random seeds (``geometry.particles.seed``);
   complete runs only;
 * ``SWEEP_DIR/plots/crack_curves.png|pdf``: every run's crack length against the
-  particle volumetric strain.
+  particle volumetric strain;
+* ``SWEEP_DIR/plots/map.png|pdf``, when exactly two numeric parameters besides the seed
+  are varied (e.g. expansion x Gc): a fracture map, each cell coloured by the mean final
+  crack length (d >= 0.9) over the seeds and labelled with how many of its runs cracked
+  (final crack length, d >= 0.9, of at least :data:`MAP_CRACK_THRESHOLD` um).
 """
 
 from __future__ import annotations
@@ -76,6 +80,10 @@ CYCLING_METRICS = [
     ("final_crack_length", "final crack length, regularised (um)"),
     ("discharge_capacity", "first discharge capacity / theoretical (-)"),
 ]
+
+
+#: a run of a fracture map "cracked" when its final crack (d >= 0.9) is at least this long, um
+MAP_CRACK_THRESHOLD = 1.0
 
 
 # --------------------------------------------------------------------------- finding runs
@@ -384,6 +392,43 @@ def curves_figure(run_dirs: list[Path], rows: list[dict], x_param: str | None):
     return fig
 
 
+def map_figure(rows: list[dict], x_param: str, y_param: str, metric: str = "final_crack_length_sharp"):
+    """Fracture map over two parameters: mean ``metric`` over the repeated runs (seeds) of
+    each cell, and the number of runs whose crack reached :data:`MAP_CRACK_THRESHOLD`."""
+    done = [r for r in rows if r["status"] == "complete" and r.get(metric) is not None]
+    if not done:
+        return None
+    xs = sorted({r[x_param] for r in done})
+    ys = sorted({r[y_param] for r in done})
+    mean = np.full((len(ys), len(xs)), np.nan)
+    label = [["" for _ in xs] for _ in ys]
+    for j, yv in enumerate(ys):
+        for i, xv in enumerate(xs):
+            vals = [float(r[metric]) for r in done if r[x_param] == xv and r[y_param] == yv]
+            if vals:
+                mean[j, i] = np.mean(vals)
+                cracked = sum(v >= MAP_CRACK_THRESHOLD for v in vals)
+                label[j][i] = f"{mean[j, i]:.1f}\n{cracked}/{len(vals)}"
+    xscale, xlabel = _display(x_param)
+    yscale, ylabel = _display(y_param)
+    fig = plots.new_figure(6.4, 4.8)
+    ax = fig.add_subplot()
+    image = ax.imshow(mean, origin="lower", cmap="magma_r", aspect="auto", vmin=0.0)
+    for j in range(len(ys)):
+        for i in range(len(xs)):
+            if label[j][i]:
+                dark = mean[j, i] > 0.6 * np.nanmax(mean) if np.nanmax(mean) > 0 else False
+                ax.text(i, j, label[j][i], ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_xticks(range(len(xs)), [f"{v * xscale:g}" for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v * yscale:g}" for v in ys])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(image, ax=ax, label="mean final crack length, d >= 0.9 (um)")
+    ax.set_title(f"fracture map: mean crack length; runs with a crack of at least {MAP_CRACK_THRESHOLD:g} um",
+                 fontsize=8)
+    return fig
+
+
 # --------------------------------------------------------------------------- the whole sweep
 def post_sweep(sweep_dir: str | Path, x_param: str | None = None, seed_param: str = SEED_PARAMETER,
                formats=("png", "pdf"), stage_options: dict | None = None) -> dict:
@@ -422,5 +467,12 @@ def post_sweep(sweep_dir: str | Path, x_param: str | None = None, seed_param: st
         skipped["crack_curves"] = "no run has crack measures"
     else:
         figures["crack_curves"] = plots.save(fig, out, "crack_curves", formats)
+    axes = [p for p in parameters if p != seed_param]
+    if len(axes) == 2 and all(_numeric([r[p] for r in rows if r[p] is not None]) for p in axes):
+        fig = map_figure(rows, *axes)
+        if fig is None:
+            skipped["map"] = "no complete run"
+        else:
+            figures["map"] = plots.save(fig, out, "map", formats)
     return {"summary": summary, "rows": rows, "parameters": parameters, "source": source, "x": x_param,
             "run_dirs": run_dirs, "figures": figures, "skipped": skipped}

@@ -747,8 +747,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "\nSee README.md, 'HPC and sweeps', and docs/hpc.md."
     )
     parser.add_argument("sweep", help="sweep file (YAML)")
-    parser.add_argument("--backend", choices=["local", "slurm"], help="where to run (default: backend of the sweep file)")
     parser.add_argument("--out", type=Path, help="sweep directory (default: output of the sweep file, else results/<name>)")
+    add_launch_arguments(parser)
+
+
+def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``ssbfrac sweep`` that say where and how runs start (shared with ``ssbfrac study``)."""
+    parser.add_argument("--backend", choices=["local", "slurm"], help="where to run (default: backend of the sweep file)")
     parser.add_argument("--parallel", type=_positive_int, metavar="N",
                         help="runs at the same time (local: local.parallel; slurm: slurm.max_parallel)")
     parser.add_argument("--ranks-per-run", type=_positive_int, metavar="M",
@@ -803,6 +808,12 @@ def main(args, comm) -> int:
         return 1 if any(st.state == "failed" for st in statuses) else 0
     cases = validate_runs(sweep)
     check_complete_runs(sweep, cases)
+    return launch(sweep, args)
+
+
+def launch(sweep: Sweep, args) -> int:
+    """Start the runs of a checked sweep (validate_runs, check_complete_runs) that are not
+    done, with the backend options of ``args`` (see add_launch_arguments)."""
     statuses = sweep_status(sweep)
     if sweep.spec.backend == "slurm":
         from solver.slurm import run_slurm
@@ -812,4 +823,5 @@ def main(args, comm) -> int:
 
 
 __all__ = ["load_sweep", "expand", "validate_runs", "sweep_status", "format_value", "run_name", "short_keys",
-           "add_arguments", "main", "SweepSpec", "Sweep", "Run", "RunStatus"]
+           "add_arguments", "add_launch_arguments", "apply_command_line", "check_complete_runs", "launch",
+           "main", "SweepSpec", "Sweep", "Run", "RunStatus"]

@@ -321,3 +321,25 @@ def test_sweep_trends_average_over_seeds():
     bars = [c for c in ax.collections if len(c.get_segments()) == 2][0].get_segments()
     ends = [y for seg in bars for y in seg[:, 1]]
     assert ends == pytest.approx([low[0], high[0], low[1], high[1]])
+
+
+def test_fracture_map_means_over_seeds_and_counts_cracked_runs():
+    from postprocess.sweep import MAP_CRACK_THRESHOLD, map_figure
+
+    rows = []
+    for e in (0.025, 0.075):
+        for gc in (2.0, 8.0):
+            for s, crack in ((1, 0.0 if e < 0.05 else 4.0), (2, 0.5 if e < 0.05 else 2.0 if gc > 4 else 6.0)):
+                rows.append({"materials.active.expansion": e, "materials.electrolyte.fracture.Gc": gc,
+                             "geometry.particles.seed": s, "status": "complete", "final_crack_length_sharp": crack})
+    rows.append({"materials.active.expansion": 0.075, "materials.electrolyte.fracture.Gc": 2.0,
+                 "geometry.particles.seed": 3, "status": "failed", "final_crack_length_sharp": 99.0})
+    fig = map_figure(rows, "materials.active.expansion", "materials.electrolyte.fracture.Gc")
+    ax = fig.axes[0]
+    mean = np.asarray(ax.get_images()[0].get_array())
+    assert mean.shape == (2, 2)  # rows: Gc, columns: expansion
+    assert mean[0].tolist() == pytest.approx([0.25, 5.0]) and mean[1].tolist() == pytest.approx([0.25, 3.0])
+    labels = sorted(t.get_text() for t in ax.texts)
+    assert labels == sorted(["0.2\n0/2", "0.2\n0/2", "5.0\n2/2", "3.0\n2/2"])
+    assert MAP_CRACK_THRESHOLD <= 2.0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.025", "0.075"]
