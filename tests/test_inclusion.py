@@ -21,21 +21,24 @@ A, B = 1.0, 8.0  # um
 E1, NU1, E2, NU2, EXPANSION = 140e9, 0.25, 20e9, 0.3, 0.06  # SI, volumetric expansion
 
 
-def inclusion_case():
+def inclusion_case(linear_solver="auto"):
+    mechanics = {"boundary": {"left": "roller", "bottom": "roller", "right": "free", "top": "free"},
+                 "linear_solver": linear_solver}
+    if linear_solver == "iterative":
+        mechanics["petsc_options"] = {"ksp_rtol": 1e-12}
     return to_internal(validate_case({
         "name": "inclusion",
         "materials": {
             "active": {"E": E1, "nu": NU1, "expansion": EXPANSION},
             "electrolyte": {"E": E2, "nu": NU2},
         },
-        "mechanics": {"boundary": {"left": "roller", "bottom": "roller", "right": "free", "top": "free"},
-                      "petsc_options": {"ksp_rtol": 1e-12}},
+        "mechanics": mechanics,
     }))
 
 
-def solve_inclusion(h):
+def solve_inclusion(h, linear_solver="auto"):
     bundle = bundle_from_gmsh(lambda g: quarter_inclusion_2d(g, A, B, h, 8 * h), MPI.COMM_WORLD, 2)
-    sim = Simulation(inclusion_case(), bundle)
+    sim = Simulation(inclusion_case(linear_solver), bundle)
     sim.set_load(1.0, 0.0)
     res = sim.solve_step()
     assert res.converged
@@ -81,6 +84,12 @@ def test_disc_inclusion_matches_closed_form_and_converges():
     # and the error decreases under refinement
     assert fine[0] < coarse[0] or fine[0] < 1e-3
     assert fine[1] < coarse[1] or fine[1] < 1e-3
+
+
+def test_direct_and_iterative_elasticity_solves_agree():
+    """The default direct (LU) solve and CG + GAMG give the same stresses."""
+    errors = {kind: fe_errors(solve_inclusion(0.1, kind)) for kind in ("direct", "iterative")}
+    assert errors["direct"] == pytest.approx(errors["iterative"], rel=1e-6, abs=1e-8)
 
 
 def test_inclusion_interface_pressure_value():

@@ -34,7 +34,7 @@ def inclusion_case():
         },
         "mechanics": {"boundary": {"left": "roller", "bottom": "roller", "back": "roller",
                                    "right": "free", "top": "free", "front": "free"},
-                      "petsc_options": {"ksp_rtol": 1e-12}},
+                      "linear_solver": "iterative", "petsc_options": {"ksp_rtol": 1e-12}},
     }))
 
 

@@ -91,7 +91,7 @@ def make_case(dim: int, active: dict, active_b: dict | None = None, boundary: di
     if active_b is not None:
         materials["active_b"] = active_b
     data = {"name": "vegard", "materials": materials,
-            "mechanics": {"boundary": boundary or {}, "petsc_options": {"ksp_rtol": 1e-13}}}
+            "mechanics": {"boundary": boundary or {}}}
     if dim == 3:
         data.update({"dimension": 3, "geometry": {"size": [8e-6] * 3, "particles": {"shape": "sphere",
                                                                                    "radius": 1e-6}}})
