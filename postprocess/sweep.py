@@ -281,7 +281,25 @@ def _display(parameter: str):
         return 1e-9, f"{parameter} (GPa)"
     if parameter.endswith(("radius", "ell", "min_gap", "size")):
         return 1e6, f"{parameter} (um)"
+    if parameter.endswith(".expansion"):
+        return 100.0, f"{parameter} (%)"
+    if parameter.endswith(".Gc"):
+        return 1.0, f"{parameter} (J/m^2)"
+    if parameter.endswith((".strength", ".value")):
+        return 1e-6, f"{parameter} (MPa)"
     return 1.0, parameter
+
+
+def _legend_item(parameter: str, value) -> str:
+    """``name = value`` for a legend; a mapping value (a swept section) as its own items."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} = {v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{k} = {v}"
+                         for k, v in value.items())
+    scale, label = _display(parameter)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        unit = " " + label.rsplit("(", 1)[-1].rstrip(")") if label != parameter else ""
+        return f"{parameter.split('.')[-1]} = {value * scale:g}{unit}"
+    return f"{parameter.split('.')[-1]} = {value}"
 
 
 def _numeric(values) -> bool:
@@ -309,7 +327,7 @@ def trend_figure(rows: list[dict], parameters: list[str], x_param: str, seed_par
         for gi, group in enumerate(groups):
             members = [r for r in done if tuple(json.dumps(r.get(p)) for p in others) == group]
             colour = f"C{gi % 10}"
-            name = ", ".join(f"{p.split('.')[-1]} = {json.loads(v)}" for p, v in zip(others, group)) or "all runs"
+            name = ", ".join(_legend_item(p, json.loads(v)) for p, v in zip(others, group)) or "all runs"
             px, mean, spread = [], [], []
             for xv in xs:
                 vals = np.array([r[metric] for r in members if r[x_param] == xv and r.get(metric) is not None],

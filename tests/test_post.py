@@ -342,4 +342,5 @@ def test_fracture_map_means_over_seeds_and_counts_cracked_runs():
     labels = sorted(t.get_text() for t in ax.texts)
     assert labels == sorted(["0.2\n0/2", "0.2\n0/2", "5.0\n2/2", "3.0\n2/2"])
     assert MAP_CRACK_THRESHOLD <= 2.0
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.025", "0.075"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2.5", "7.5"]  # %
+    assert ax.get_xlabel() == "materials.active.expansion (%)"
