@@ -70,13 +70,29 @@ def test_first_damage_next_to_particle_corners(stiffness_pair):
 
 
 @pytest.mark.slow
-def test_stiffer_electrolyte_cracks_later_slower_and_less(stiffness_pair):
-    """E_SE 15 -> 150 GPa at a fixed critical strain: the onset is not earlier, the
-    stage-II rate and the final crack length are clearly lower."""
+def test_stiffer_electrolyte_cracks_slower_and_less(stiffness_pair):
+    """E_SE 15 -> 150 GPa at a fixed critical strain (the default model): the stage-II rate
+    and the final crack length are clearly lower, as in the model study (docs/bucci2017.md),
+    which finds no consistent change of the onset above about 20 GPa."""
     soft, stiff = stiffness_pair["15e9"][0]["stages"], stiffness_pair["150e9"][0]["stages"]
-    assert stiff["onset_load"] >= soft["onset_load"]
     assert stiff["stage_II_rate"] < 0.8 * soft["stage_II_rate"]
     assert stiff["final_crack"] < 0.8 * soft["final_crack"]
+
+
+@pytest.mark.slow
+def test_with_a_fixed_toughness_a_stiffer_electrolyte_cracks_earlier_and_more(stiffness_pair, tmp_path):
+    """The study's other finding: hold Gc and ell fixed instead (the strength then grows only
+    like sqrt(E) while the stresses grow like E) and the trend reverses. At 15 GPa Gc = 1.0
+    J/m^2 is the strength of the strain-controlled run (8 ell E eps_c^2 / 3), so that run is
+    the soft end."""
+    soft_summary = stiffness_pair["15e9"][0]
+    assert soft_summary["failure_properties"]["electrolyte"]["Gc_J_m2"] == pytest.approx(1.0, rel=1e-6)
+    stiff_summary, _, _ = run_case(tmp_path / "E150_Gc", "materials.electrolyte.E=150e9",
+                                   f"materials.active.expansion={EXPANSION}",
+                                   'materials.electrolyte.fracture={"Gc": 1.0, "ell": 0.25e-6}')
+    soft, stiff = soft_summary["stages"], stiff_summary["stages"]
+    assert stiff["onset_load"] < 0.7 * soft["onset_load"]
+    assert stiff["final_crack"] > soft["final_crack"]
 
 
 @pytest.mark.slow
