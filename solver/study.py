@@ -23,11 +23,10 @@ import argparse
 import os
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from solver.config import CaseError
 from solver.sweep import SweepSchema, _format_errors
-from pydantic import Field
 
 
 class StudySpec(SweepSchema):
