@@ -142,6 +142,7 @@ class Simulation:
         self.newton = None
         if self.fracture and fr.scheme.type == "accelerated":
             self.elastic.set_inexact(True)
+            self.damage.set_inexact(True)
             self.newton = self._monolithic_newton(energy, bcs, pressures)
 
         # ---------------------------------------------------------------- derived outputs

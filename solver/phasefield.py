@@ -169,6 +169,15 @@ class DamageProblem:
         self.lb = fem.Function(D)
         self.solves = 0
         self.linear_iterations = 0
+        self.inexact = False
+        self.last_converged = False
+        self._max_it = int(opts.get("snes_max_it", 50))
+
+    def set_inexact(self, inexact: bool) -> None:
+        """Inexact mode: at most one Newton step per solve (for schemes that iterate anyway);
+        ``last_converged`` then says whether that step solved the problem."""
+        self.inexact = inexact
+        self.snes.setTolerances(max_it=1 if inexact else self._max_it)
 
     def solve(self) -> tuple[bool, int]:
         self.lb.x.array[:] = self.lower.x.array
@@ -180,7 +189,9 @@ class DamageProblem:
         self.solves += 1
         self.linear_iterations += self.snes.getLinearSolveIterations()
         self.d.x.scatter_forward()
-        return reason > 0, its
+        self.last_converged = reason > 0
+        ok = reason > 0 or (self.inexact and reason == PETSc.SNES.ConvergedReason.DIVERGED_MAX_IT)
+        return ok, its
 
 
 # ----------------------------------------------------------------------------- crack measures

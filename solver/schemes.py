@@ -4,7 +4,7 @@
   u (bound-constrained), until the damage changes by less than ``tolerance``. Robust,
   slow when a crack propagates. Kept as the reference.
 * ``accelerated`` (default): over-relaxed AM (Farrell & Maurini, IJNME 109, 2017) whose
-  elasticity solves are inexact (one Newton step, enough as the iteration converges),
+  elasticity and damage solves are inexact (one Newton step, enough as the iteration converges),
   composed with a monolithic Newton method on (u, d) with the damage bounds (PETSc
   SNES vinewtonrsls, MUMPS): once the AM increment falls below ``switch_tolerance``
   Newton finishes the step in a few iterations. A failed Newton attempt is discarded
@@ -192,7 +192,7 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
         err = comm.allreduce(float(np.max(np.abs(g - x))) if n else 0.0, op=MPI.MAX)
         if sim.monitor is not None:
             sim.monitor(k, err)
-        if err < spec.tolerance and ok_u:
+        if err < spec.tolerance and ok_u and sim.damage.last_converged:
             return finish(True, k)
         if err < 0.7 * best:
             best, since_best = err, 0
