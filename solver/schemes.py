@@ -206,7 +206,9 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
             if accelerator.kind != "staggered":
                 accelerator.kind = "staggered"
                 accelerator.reset()
-            if newton is not None and switch > 0:
+            if newton is not None and switch > 0 and newton_failures == 0:
+                # once: a crack that is still running also stalls the damage change, and
+                # Newton fails there; after a failure only a smaller change retries it
                 switch = max(switch, 2 * err)
         if newton is not None and err < switch:
             u_backup, d_backup = sim.u.x.array.copy(), d.x.array.copy()
