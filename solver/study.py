@@ -20,6 +20,7 @@ With the Slurm backend the sweeps are submitted as job arrays (``--wait`` waits 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def load_study(path: str | Path, out: str | Path | None = None):
             raise CaseError(f"{path}: sweeps[{i}] = {entry!r}: a second sweep named {sweep.spec.name!r} "
                             f"(also {names[sweep.spec.name]!r}); sweep names must differ")
         names[sweep.spec.name] = entry
-        sweeps.append(load_sweep(file, out / sweep.spec.name))
+        sweeps.append(dataclasses.replace(sweep, out=out / sweep.spec.name))
     return spec, out, sweeps
 
 
