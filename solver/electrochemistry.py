@@ -26,15 +26,22 @@ every extensive quantity is per um of thickness):
 
 Solution of a time step (implicit Euler): the fields (x, phi_e) form one blocked Newton
 problem (PETSc SNES through ``dolfinx.fem.petsc.NonlinearProblem``, LU by MUMPS) at given
-particle potentials. The few global unknowns (V, or the particle potentials and V) are
-found by an outer Newton iteration on the small algebraic control system (total current
-= I, Ohm's law of the contacts). Its Jacobian is exact: one extra solve with the converged
-field Jacobian per unknown gives the sensitivity dU/dq = -J^-1 dF/dq, i.e. the Schur
-complement of the bordered (fields + potentials) system. Why this and not a monolithic
-system with a real-valued space: the field solve stays a standard DOLFINx problem (no
-extra dependency), a potentiostatic hold is the same solve without outer unknowns, and with
-one unknown the total current is strictly monotone in V, so the iteration can keep a
-bracket and never lose the solution near a cut-off. Both levels converge quadratically.
+particle potentials; the few global unknowns (V, or the particle potentials and V) obey a
+small algebraic control system (total current = I, Ohm's law of the contacts). The
+sensitivity of the fields to a potential, dU/dq = -J^-1 dF/dq, one more solve with the
+factorised field Jacobian per unknown, gives the Schur complement of the bordered
+(fields + potentials) system, used two ways:
+
+* fast path (:meth:`ElectrochemistryProblem._coupled_newton`): Newton's method on fields
+  and potentials together, one factorisation per iteration; it hands over as soon as it
+  leaves the easy regime (large potential updates, a cut-off, no quick convergence);
+* robust path: an outer Newton iteration on the control system whose every iterate has
+  converged fields (the SNES solve), with a bracket on V (uniform galvanostatic) so that
+  it never loses the solution near a cut-off.
+
+Why not a monolithic system with a real-valued space: the field solve stays a standard
+DOLFINx problem (no extra dependency), and a potentiostatic hold is the same solve without
+outer unknowns. Both paths converge quadratically, to the same tolerances.
 
 The interface for a coupled time loop (:class:`ElectrochemistryProblem`)::
 
@@ -86,6 +93,9 @@ X_EPS = 1e-4
 CUTOFF_MARGIN = 1.0
 #: largest change of a potential in one update of the control iteration (V)
 MAX_POTENTIAL_UPDATE = 0.1
+#: iterations of the coupled Newton method (the fast path of a control step) before it
+#: hands over to the nested iteration
+FAST_NEWTON_ITERATIONS = 8
 #: a cut-off is reached when the voltage is this close to it (V)
 CUTOFF_TOLERANCE = 1e-3
 #: ionic phases: the cells that carry phi_e (each may have its own conductivity)
@@ -136,6 +146,7 @@ class ECStepResult:
     event: str = ""  # end of a segment: "cutoff", "duration", "current" (hold), "limit"; "" otherwise
     reason: str = ""
     beyond_cutoff: bool = False  # the current needs a voltage more than CUTOFF_MARGIN past the cut-off
+    coupled: bool = False  # solved by the coupled Newton method (the fast path)
 
 
 @dataclass(frozen=True)
@@ -678,16 +689,21 @@ class ElectrochemistryProblem:
         ok = snes.getConvergedReason() > 0 and bool(self.comm.allreduce(int(finite), op=MPI.MIN))
         return ok, snes.getIterationNumber()
 
-    def _sensitivities(self) -> tuple[np.ndarray, list]:
-        """G = dI/dq (m x m) at the converged fields, and the field sensitivities dU/dq_j
-        (blocked vectors): J dU/dq_j = -dF/dq_j with the Jacobian J at the solution."""
+    def _factorise(self) -> None:
+        """Assemble the field Jacobian at the present fields and hand it to the solver's KSP
+        (factorised at its next solve)."""
         import dolfinx.fem.petsc as fpetsc
 
-        snes = self.problem.solver
-        A = self.problem.A
-        snes.computeJacobian(self.problem.x, A)
-        ksp = snes.getKSP()
-        ksp.setOperators(A)
+        fpetsc.assign([self.x, self.phi_e], self.problem.x)
+        self.problem.solver.computeJacobian(self.problem.x, self.problem.A)
+        self.problem.solver.getKSP().setOperators(self.problem.A)
+
+    def _sensitivities(self) -> tuple[np.ndarray, list]:
+        """G = dI/dq (m x m) and the field sensitivities dU/dq_j (blocked vectors):
+        J dU/dq_j = -dF/dq_j, with the Jacobian J that the solver's KSP holds."""
+        import dolfinx.fem.petsc as fpetsc
+
+        ksp = self.problem.solver.getKSP()
         G = np.zeros((self.m, self.m))
         Z = []
         for j in range(self.m):
@@ -719,19 +735,112 @@ class ElectrochemistryProblem:
             own = dofs[dofs < V.dofmap.index_map.size_local]
             arr[offset + own] = 0.0
 
-    def _fields_plus(self, Z: list, dq: np.ndarray) -> None:
-        """Move the fields along their sensitivities: U += sum_j dq_j dU/dq_j (a first-order
-        guess for the next field solve)."""
+    def _fields_plus(self, Z: list, dq: np.ndarray, dU=None) -> None:
+        """Move the fields along their sensitivities: U += dU + sum_j dq_j dU/dq_j (a
+        first-order guess for the next field solve; dU a field Newton step, optional)."""
         import dolfinx.fem.petsc as fpetsc
 
         vec = self.problem.x.copy()
         vec.setAttr("_blocks", self.problem.x.getAttr("_blocks"))
+        fpetsc.assign([self.x, self.phi_e], vec)
+        if dU is not None:
+            vec.axpy(1.0, dU)
         for z, a in zip(Z, dq):
             if a != 0.0:
                 vec.axpy(a, z)
         vec.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
         fpetsc.assign(vec, [self.x, self.phi_e])
         vec.destroy()
+
+    def _control_tolerances(self, I_app: float) -> tuple[float, float]:
+        """Convergence of the control equations: current (A) and voltage (V) residuals."""
+        return 1e-10 * max(abs(I_app), self.one_c), 1e-9
+
+    def _coupled_newton(self, I_app: float, V_hold: float | None, limit: float | None) -> ECStepResult:
+        """The fast path of a control step: Newton's method on the fields and the free
+        control unknowns together, one factorisation per iteration (bordering: the field
+        step dU = -J^-1 F and the sensitivities J^-1 dF/dq share it, and the control update
+        solves the linearised control equations along them). It gives up, with the fields
+        as they were, as soon as it leaves the easy regime: a potential update larger than
+        MAX_POTENTIAL_UPDATE, a voltage past ``limit``, a non-finite iterate or no
+        convergence in FAST_NEWTON_ITERATIONS; the caller then runs the nested iteration.
+        The work done is counted in the result either way. Converged means the same as for
+        the nested iteration: the field residual within the SNES tolerances of the field
+        solver (absolute, or relative to the first residual) and the control residuals
+        within :meth:`_control_tolerances`."""
+        import dolfinx.fem.petsc as fpetsc
+
+        hold = V_hold is not None
+        res = ECStepResult(False)
+        snes = self.problem.solver
+        ksp = snes.getKSP()
+        X, F = self.problem.x, self.problem.b
+        rtol, atol, _, _ = snes.getTolerances()
+        tol_I, tol_V = self._control_tolerances(I_app)
+        w = self._free(V_hold)
+        kV = 0 if self.uniform else self.m
+        down = I_app > 0
+        start = (self.x.x.array.copy(), self.phi_e.x.array.copy())
+        norm0 = last = None
+        for it in range(FAST_NEWTON_ITERATIONS):
+            q, V = self._split(w, V_hold)
+            self._set_potentials(q)
+            fpetsc.assign([self.x, self.phi_e], X)
+            snes.computeFunction(X, F)
+            fnorm = F.norm()
+            I = self._group_sum(self._f_cur)
+            r = self._residual(q, V, I, I_app, hold)
+            if not (math.isfinite(fnorm) and np.all(np.isfinite(r))):
+                break
+            if norm0 is None:
+                norm0 = fnorm
+            elif it >= 2 and fnorm > last:
+                break  # not converging: quadratic convergence would be well under way by now
+            last = fnorm
+            cur = self._current_rows(hold)
+            if (fnorm <= max(atol, rtol * norm0) and np.all(np.abs(r[cur]) <= tol_I)
+                    and np.all(np.abs(r[~cur]) <= tol_V)):
+                self.u = self._initial_unknowns(V) if self.uniform else np.concatenate([q, [V]])
+                self.current = float(I.sum())
+                self.voltage = V
+                res.converged = res.coupled = True
+                res.outer_iterations = it
+                return res
+            self._factorise()
+            dU = F.duplicate()
+            dU.setAttr("_blocks", F.getAttr("_blocks"))
+            F.scale(-1.0)
+            ksp.solve(F, dU)
+            res.newton_iterations += 1
+            res.solves = 1
+            dU.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+            Z = []
+            try:
+                dw = np.zeros(0)
+                if w.size:
+                    # the control residual after the field step, then the control update
+                    fpetsc.assign(dU, [self._zx, self._zp])
+                    r_field = self._residual(q, V, I + self._group_sum(self._f_dcur_dU), I_app, hold)
+                    G, Z = self._sensitivities()
+                    Jc = self._control_jacobian(G, hold)
+                    dw = -np.linalg.solve(Jc, r_field)
+                    if not hold:
+                        self._jac = Jc
+                if w.size and (not np.all(np.isfinite(dw)) or np.max(np.abs(dw)) > MAX_POTENTIAL_UPDATE):
+                    break
+                if limit is not None and not hold and (w[kV] + dw[kV] < limit if down else w[kV] + dw[kV] > limit):
+                    break
+                self._fields_plus(Z, dw[: self.m] if w.size else np.zeros(0), dU)
+                w = w + dw
+            except np.linalg.LinAlgError:
+                break
+            finally:
+                dU.destroy()
+                for z in Z:
+                    z.destroy()
+        self.x.x.array[:], self.phi_e.x.array[:] = start
+        res.reason = "the coupled Newton iteration left its easy regime"
+        return res
 
     def _control_step(self, I_app: float, V_hold: float | None, limit: float | None = None) -> ECStepResult:
         """Solve the fields and the free control unknowns at the present dt (from x_old).
@@ -741,15 +850,17 @@ class ElectrochemistryProblem:
         galvanostatic) the iterate stays inside the bracket of voltages found so far. The
         cell voltage is not searched past ``limit``: a current that would need it is
         reported as ``beyond_cutoff``. A field solve that fails halves the last update."""
+        res = self._coupled_newton(I_app, V_hold, limit)
+        if res.converged:
+            return res
         hold = V_hold is not None
-        res = ECStepResult(False)
+        res.reason = ""
         w = self._free(V_hold)
         kV = 0 if self.uniform else self.m  # position of V in w (galvanostatic)
         down = I_app > 0  # discharge: the voltage falls toward the limit
         if limit is not None and not hold and (w[kV] < limit if down else w[kV] > limit):
             w[kV] = limit
-        tol_I = 1e-10 * max(abs(I_app), self.one_c)
-        tol_V = 1e-9
+        tol_I, tol_V = self._control_tolerances(I_app)
         good = None  # (w, x, phi_e) of the last converged field solve
         step = None
         bracket = [-math.inf, math.inf]  # uniform galvanostatic: V known too low / too high
@@ -786,6 +897,8 @@ class ElectrochemistryProblem:
                     bracket[0] = max(bracket[0], w[0])  # too much current: V must rise
                 else:
                     bracket[1] = min(bracket[1], w[0])
+            if self.problem.solver.getIterationNumber() == 0:
+                self._factorise()  # else the last Newton step's factorisation is close enough
             G, Z = self._sensitivities()
             Jc = self._control_jacobian(G, hold)
             if not hold:

@@ -210,7 +210,9 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
                 # once: a crack that is still running also stalls the damage change, and
                 # Newton fails there; after a failure only a smaller change retries it
                 switch = max(switch, 2 * err)
-        if newton is not None and err < switch:
+        # Newton finishes an iteration that is converging; one whose damage has already
+        # settled (only the inexact solves are left to confirm) finishes faster by itself
+        if newton is not None and spec.tolerance <= err < switch:
             u_backup, d_backup = sim.u.x.array.copy(), d.x.array.copy()
             ok, its, lin = newton.solve()
             res.newton_iterations += its

@@ -425,6 +425,38 @@ def test_save_restore_and_rejected_step():
         ec.step(1.0)
 
 
+@pytest.mark.parametrize("model", ["uniform", "per_particle"])
+def test_coupled_newton_matches_the_nested_iteration(monkeypatch, model):
+    """The fast path of a step (Newton on the fields and the potentials together) gives the
+    steps of the nested iteration (fields converged for every control update) to the
+    solver tolerance, galvanostatic and potentiostatic, and takes most steps."""
+    import solver.electrochemistry as ecm
+
+    over = ["loading.protocol=[{mode: discharge, duration: 400}, {mode: hold, voltage: 3.9, duration: 120}]",
+            f"loading.electronic.model={model}"]
+    if model == "per_particle":
+        over.append("loading.electronic.contact_resistance=1e-2")
+
+    def run():
+        ec = composite(*over)
+        out = []
+        while not ec.done:
+            r = ec.step(40.0)
+            assert r.converged, r.reason
+            out.append((ec.voltage, ec.current, ec.u.copy(), ec.x.x.array.copy(), ec.phi_e.x.array.copy(), r.coupled))
+        return out
+
+    fast = run()
+    monkeypatch.setattr(ecm, "FAST_NEWTON_ITERATIONS", 0)
+    nested = run()
+    assert len(fast) == len(nested) == 13
+    for a, b in zip(fast, nested):
+        assert a[0] == pytest.approx(b[0], abs=1e-8) and a[1] == pytest.approx(b[1], rel=1e-8)
+        assert np.allclose(a[2], b[2], atol=1e-8)
+        assert np.allclose(a[3], b[3], atol=1e-8) and np.allclose(a[4], b[4], atol=1e-8)
+    assert sum(a[-1] for a in fast) >= 11 and not any(b[-1] for b in nested)
+
+
 def test_current_too_large_ends_the_segment_at_once():
     """A current the electrolyte cannot carry (the cut-off would be passed at once) ends the
     discharge without a step instead of failing."""
