@@ -762,8 +762,9 @@ class ElectrochemistryProblem:
         step dU = -J^-1 F and the sensitivities J^-1 dF/dq share it, and the control update
         solves the linearised control equations along them). It gives up, with the fields
         as they were, as soon as it leaves the easy regime: a potential update larger than
-        MAX_POTENTIAL_UPDATE, a voltage past ``limit``, a non-finite iterate or no
-        convergence in FAST_NEWTON_ITERATIONS; the caller then runs the nested iteration.
+        MAX_POTENTIAL_UPDATE, a voltage past ``limit``, a non-finite iterate, a residual
+        that stops falling fast, or no convergence in FAST_NEWTON_ITERATIONS; the caller
+        then runs the nested iteration.
         The work done is counted in the result either way. Converged means the same as for
         the nested iteration: the field residual within the SNES tolerances of the field
         solver (absolute, or relative to the first residual) and the control residuals
@@ -780,6 +781,9 @@ class ElectrochemistryProblem:
         w = self._free(V_hold)
         kV = 0 if self.uniform else self.m
         down = I_app > 0
+        if limit is not None and not hold and (w[kV] <= limit if down else w[kV] >= limit):
+            res.reason = "the first guess of the voltage is at the search limit"
+            return res
         start = (self.x.x.array.copy(), self.phi_e.x.array.copy())
         norm0 = last = None
         for it in range(FAST_NEWTON_ITERATIONS):
@@ -794,8 +798,8 @@ class ElectrochemistryProblem:
                 break
             if norm0 is None:
                 norm0 = fnorm
-            elif it >= 2 and fnorm > last:
-                break  # not converging: quadratic convergence would be well under way by now
+            elif it >= 2 and fnorm > 0.5 * last:
+                break  # stagnating: quadratic convergence would be well under way by now
             last = fnorm
             cur = self._current_rows(hold)
             if (fnorm <= max(atol, rtol * norm0) and np.all(np.abs(r[cur]) <= tol_I)
@@ -1016,8 +1020,8 @@ class ElectrochemistryProblem:
         """Shorten the step so that it ends at the cut-off voltage (Illinois regula falsi on
         the step fraction). A trial whose current needs a voltage more than CUTOFF_MARGIN
         past the cut-off, or whose fields do not converge, counts as that far past it. If even
-        a thousandth of the step passes the cut-off at the start of a segment, the segment
-        ends at once (dt = 0)."""
+        a thousandth of the step passes the cut-off, the segment ends there (after that
+        thousandth, or at once, dt = 0, if it did not converge)."""
         seg = self.segment
         cut = seg.cutoff
         past = -CUTOFF_MARGIN if seg.mode == "discharge" else CUTOFF_MARGIN
@@ -1025,8 +1029,10 @@ class ElectrochemistryProblem:
         total.beyond_cutoff, total.reason = False, ""
         t_b, g_b = 1.0, (past if res.beyond_cutoff else self.voltage - cut)
         b_converged = not res.beyond_cutoff
-        # at the start of a segment the voltage jumps at t = 0+: probe a small step first
-        t_a, g_a = 0.0, (None if self._seg_steps == 0 else start["voltage"] - cut)
+        # the voltage may jump at t = 0+ (at the start of a segment; after a crack that the
+        # mechanics opened since the last step, through the larger ohmic drop): the voltage
+        # at the start says nothing, probe a small step first
+        t_a, g_a = 0.0, None
         side = None
         theta = 1e-3 if g_a is None else None
         for _ in range(30):

@@ -7,8 +7,9 @@
   elasticity and damage solves are inexact (one Newton step, enough as the iteration converges),
   composed with a monolithic Newton method on (u, d) with the damage bounds (PETSc
   SNES vinewtonrsls, MUMPS): once the AM increment falls below ``switch_tolerance``
-  Newton finishes the step in a few iterations. A failed Newton attempt is discarded
-  and AM continues (with a tighter switch).
+  Newton finishes the step in a few iterations. An attempt whose residual rises above
+  its first one is stopped there; a failed attempt is discarded and AM continues (with a
+  tighter switch).
 * ``anderson``: AM with Anderson acceleration of the damage iterates (Storvik et al.,
   CMAME 381, 2021), projected on the bounds.
 
@@ -114,6 +115,8 @@ class MonolithicNewton:
         }
         opts.update(options)
         set_petsc_options(self.snes, prefix, opts)
+        self._f0 = 0.0
+        self.snes.setConvergenceTest(self._converged)
         self._fpetsc = fpetsc
         self.u, self.d = u, d
         self.lower, self.upper = lower, upper
@@ -122,6 +125,26 @@ class MonolithicNewton:
         self._ulo, self._uhi = fem.Function(V), fem.Function(V)
         self._ulo.x.array[:] = -PETSc.INFINITY
         self._uhi.x.array[:] = PETSc.INFINITY
+
+    def _converged(self, snes, it: int, norms) -> int:
+        """PETSc's default test on the residual norm (absolute, relative to the first), and
+        a divergence test: from the second iteration on, a residual above the first means
+        the attempt has failed (a crack that is still running); stop it there instead of
+        at the iteration cap, alternate minimisation goes on."""
+        fnorm = norms[2]
+        rtol, atol, _, _ = snes.getTolerances()
+        reason = PETSc.SNES.ConvergedReason
+        if it == 0:
+            self._f0 = fnorm
+        if not math.isfinite(fnorm):
+            return reason.DIVERGED_FNORM_NAN
+        if fnorm <= atol:
+            return reason.CONVERGED_FNORM_ABS
+        if fnorm <= rtol * self._f0:
+            return reason.CONVERGED_FNORM_RELATIVE
+        if it >= 2 and fnorm > self._f0:
+            return reason.DIVERGED_DTOL
+        return reason.CONVERGED_ITERATING
 
     def solve(self) -> tuple[bool, int, int]:
         """Returns (converged, Newton iterations, Krylov iterations)."""

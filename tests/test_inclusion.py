@@ -11,6 +11,7 @@ import pytest
 from mpi4py import MPI
 
 from closed_forms import disc_inclusion
+from conftest import ROOT
 from meshes.benchmarks import quarter_inclusion_2d
 from solver.config import validate_case
 from solver.coupling import Simulation
@@ -96,3 +97,40 @@ def test_inclusion_interface_pressure_value():
     """The closed form itself: identical phases reduce to E e*/(2(1-nu)) (Mura)."""
     p, _, _ = disc_inclusion(100.0, 0.3, 100.0, 0.3, 0.01, 1.0, 1e9)
     assert p == pytest.approx(100.0 * 0.01 / (2 * 0.7), rel=1e-6)
+
+
+def test_a_reused_preconditioner_is_not_set_up_again():
+    """Preconditioner reuse (iterative elasticity solve, as in the damage iterations): after
+    the damage changed, the solve keeps the preconditioner of the last set-up (PETSc's
+    PCSetUp is not called again) and still gives the solution of the new operator."""
+    from petsc4py import PETSc
+
+    from solver.mesh import build_mesh
+    from solver.runner import prepare_case
+
+    PETSc.Log.begin()
+    setups = PETSc.Log.Event("PCSetUp")
+    case = ROOT / "cases" / "bucci2017_prescribed.yaml"
+    coarse = ["mechanics.linear_solver=iterative", "mechanics.petsc_options={ksp_rtol: 1.0e-12}",
+              "geometry.mesh.size=0.3e-6", "geometry.mesh.interface_size=0.3e-6"]
+    _, internal, packing = prepare_case(case, coarse, MPI.COMM_WORLD)
+    bundle = build_mesh(internal, MPI.COMM_WORLD, packing=packing)
+    out = {}
+    for reuse in (False, True):
+        sim = Simulation(internal, bundle)
+        sim.elastic.set_inexact(False)
+        sim.set_load(0.3, 0.0)
+        sim.elastic.reuse_preconditioner(False)
+        assert sim.elastic.solve()[0]
+        before = setups.getPerfInfo()["count"]
+        sim.set_load(0.4, 0.0)
+        d = sim.d.x.array
+        d[:] = np.where(np.arange(d.size) % 5 == 0, 0.3, 0.0)
+        sim.elastic.reuse_preconditioner(reuse)
+        ok, its = sim.elastic.solve()
+        assert ok
+        out[reuse] = (setups.getPerfInfo()["count"] - before, its, sim.u.x.array.copy())
+    assert out[False][0] >= 1 and out[True][0] == 0
+    assert out[True][1] > out[False][1]  # a stale preconditioner: more Krylov iterations
+    u_new, u_fresh = out[True][2], out[False][2]
+    assert np.allclose(u_new, u_fresh, rtol=0, atol=1e-8 * np.max(np.abs(u_fresh)))
