@@ -306,9 +306,33 @@ class ElasticityProblem:
         self.linear = opts["snes_type"] == "ksponly"
         self.iterative = opts.get("ksp_type", "gmres") != "preonly"
         self.inexact = False
-        self._frozen = None
-        self._refresh = True
         self._max_it = int(opts.get("snes_max_it", 30))
+        self._refresh = True
+        self._frozen = self._preconditioner_matrix() if self.iterative else None
+
+    def _preconditioner_matrix(self):
+        """A matrix of its own for the preconditioner of an iterative solve, a copy of the
+        Jacobian taken only while ``_refresh`` is set. SNES sets its KSP's reuse flag itself
+        at every Jacobian evaluation, so that flag alone cannot keep a preconditioner;
+        PETSc sets one up again only when its matrix has changed, so this one is kept for
+        as long as the copy is not taken."""
+        import dolfinx.fem.petsc as fpetsc
+
+        A, _, (assemble, args, kwargs) = self.snes.getJacobian()
+        fpetsc.assign(self.u, self.problem.x)  # the assembly reads u from x
+        assemble(self.snes, self.problem.x, A, A, *args, **(kwargs or {}))  # the sparsity of A
+        P = A.duplicate(copy=True)
+        nullspace = A.getNearNullSpace()
+        if nullspace is not None and nullspace.handle:
+            P.setNearNullSpace(nullspace)
+
+        def jacobian(snes, x, J, P):
+            assemble(snes, x, J, J, *args, **(kwargs or {}))
+            if self._refresh:
+                J.copy(P, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+
+        self.snes.setJacobian(jacobian, A, P)
+        return P
 
     def set_inexact(self, inexact: bool) -> None:
         """Inexact mode: at most one Newton step per solve (for schemes that iterate
@@ -321,29 +345,10 @@ class ElasticityProblem:
     def reuse_preconditioner(self, reuse: bool) -> None:
         """Keep the preconditioner of an earlier solve (the operator changes little
         between the iterations of a coupled scheme; AMG set-up is the costly part).
-
-        SNES sets its KSP's reuse flag itself at every Jacobian evaluation, so the flag
-        alone would not hold: the preconditioner is built from a matrix of its own instead,
-        a copy of the Jacobian taken only when ``reuse`` is False. PETSc sets a
-        preconditioner up again only when its matrix has changed."""
-        if self._frozen is None:
-            import dolfinx.fem.petsc as fpetsc
-
-            A, _, (assemble, args, kwargs) = self.snes.getJacobian()
-            fpetsc.assign(self.u, self.problem.x)  # the assembly reads u from x
-            assemble(self.snes, self.problem.x, A, A, *args, **(kwargs or {}))
-            self._frozen = A.duplicate(copy=True)
-            nullspace = A.getNearNullSpace()
-            if nullspace is not None and nullspace.handle:
-                self._frozen.setNearNullSpace(nullspace)
-
-            def jacobian(snes, x, J, P):
-                assemble(snes, x, J, J, *args, **(kwargs or {}))
-                if self._refresh:
-                    J.copy(P, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
-
-            self.snes.setJacobian(jacobian, A, self._frozen)
-        self._refresh = not reuse
+        Iterative solves only: a direct solve factorises the operator every time (its
+        stale factors applied once would make the solve inexact)."""
+        if self._frozen is not None:
+            self._refresh = not reuse
 
     def solve(self) -> tuple[bool, int]:
         """Solve; returns (converged, linear iterations of this solve). Each Newton

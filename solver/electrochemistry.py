@@ -690,11 +690,9 @@ class ElectrochemistryProblem:
         return ok, snes.getIterationNumber()
 
     def _factorise(self) -> None:
-        """Assemble the field Jacobian at the present fields and hand it to the solver's KSP
-        (factorised at its next solve)."""
-        import dolfinx.fem.petsc as fpetsc
-
-        fpetsc.assign([self.x, self.phi_e], self.problem.x)
+        """Assemble the field Jacobian at the fields in ``problem.x`` (the present ones in
+        both callers: after a field solve, or after the residual evaluation of the coupled
+        Newton method) and hand it to the solver's KSP (factorised at its next solve)."""
         self.problem.solver.computeJacobian(self.problem.x, self.problem.A)
         self.problem.solver.getKSP().setOperators(self.problem.A)
 
@@ -740,7 +738,7 @@ class ElectrochemistryProblem:
         first-order guess for the next field solve; dU a field Newton step, optional)."""
         import dolfinx.fem.petsc as fpetsc
 
-        vec = self.problem.x.copy()
+        vec = self.problem.x.duplicate()
         vec.setAttr("_blocks", self.problem.x.getAttr("_blocks"))
         fpetsc.assign([self.x, self.phi_e], vec)
         if dU is not None:
@@ -752,9 +750,17 @@ class ElectrochemistryProblem:
         fpetsc.assign(vec, [self.x, self.phi_e])
         vec.destroy()
 
-    def _control_tolerances(self, I_app: float) -> tuple[float, float]:
-        """Convergence of the control equations: current (A) and voltage (V) residuals."""
-        return 1e-10 * max(abs(I_app), self.one_c), 1e-9
+    def _control_converged(self, r: np.ndarray, I_app: float, hold: bool) -> bool:
+        """The control residuals hold: currents to 1e-10 of max(|I_app|, 1C) (A), Ohm's
+        law of the contacts to 1e-9 V."""
+        cur = self._current_rows(hold)
+        return bool(np.all(np.abs(r[cur]) <= 1e-10 * max(abs(I_app), self.one_c)) and np.all(np.abs(r[~cur]) <= 1e-9))
+
+    def _accept_control(self, q: np.ndarray, V: float, I: np.ndarray) -> None:
+        """Keep the converged control unknowns, cell current and voltage."""
+        self.u = self._initial_unknowns(V) if self.uniform else np.concatenate([q, [V]])
+        self.current = float(I.sum())
+        self.voltage = V
 
     def _coupled_newton(self, I_app: float, V_hold: float | None, limit: float | None) -> ECStepResult:
         """The fast path of a control step: Newton's method on the fields and the free
@@ -767,8 +773,8 @@ class ElectrochemistryProblem:
         then runs the nested iteration.
         The work done is counted in the result either way. Converged means the same as for
         the nested iteration: the field residual within the SNES tolerances of the field
-        solver (absolute, or relative to the first residual) and the control residuals
-        within :meth:`_control_tolerances`."""
+        solver (absolute, or relative to the first residual) and
+        :meth:`_control_converged`."""
         import dolfinx.fem.petsc as fpetsc
 
         hold = V_hold is not None
@@ -777,7 +783,6 @@ class ElectrochemistryProblem:
         ksp = snes.getKSP()
         X, F = self.problem.x, self.problem.b
         rtol, atol, _, _ = snes.getTolerances()
-        tol_I, tol_V = self._control_tolerances(I_app)
         w = self._free(V_hold)
         kV = 0 if self.uniform else self.m
         down = I_app > 0
@@ -801,12 +806,8 @@ class ElectrochemistryProblem:
             elif it >= 2 and fnorm > 0.5 * last:
                 break  # stagnating: quadratic convergence would be well under way by now
             last = fnorm
-            cur = self._current_rows(hold)
-            if (fnorm <= max(atol, rtol * norm0) and np.all(np.abs(r[cur]) <= tol_I)
-                    and np.all(np.abs(r[~cur]) <= tol_V)):
-                self.u = self._initial_unknowns(V) if self.uniform else np.concatenate([q, [V]])
-                self.current = float(I.sum())
-                self.voltage = V
+            if fnorm <= max(atol, rtol * norm0) and self._control_converged(r, I_app, hold):
+                self._accept_control(q, V, I)
                 res.converged = res.coupled = True
                 res.outer_iterations = it
                 return res
@@ -864,7 +865,6 @@ class ElectrochemistryProblem:
         down = I_app > 0  # discharge: the voltage falls toward the limit
         if limit is not None and not hold and (w[kV] < limit if down else w[kV] > limit):
             w[kV] = limit
-        tol_I, tol_V = self._control_tolerances(I_app)
         good = None  # (w, x, phi_e) of the last converged field solve
         step = None
         bracket = [-math.inf, math.inf]  # uniform galvanostatic: V known too low / too high
@@ -887,12 +887,9 @@ class ElectrochemistryProblem:
                 continue
             I = self._group_sum(self._f_cur)
             r = self._residual(q, V, I, I_app, hold)
-            cur = self._current_rows(hold)
             good = (w.copy(), self.x.x.array.copy(), self.phi_e.x.array.copy())
-            if np.all(np.abs(r[cur]) <= tol_I) and np.all(np.abs(r[~cur]) <= tol_V):
-                self.u = self._initial_unknowns(V) if self.uniform else np.concatenate([q, [V]])
-                self.current = float(I.sum())
-                self.voltage = V
+            if self._control_converged(r, I_app, hold):
+                self._accept_control(q, V, I)
                 res.converged = True
                 res.outer_iterations = it
                 return res
