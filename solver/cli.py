@@ -162,6 +162,7 @@ def _dispatch(args, comm) -> int:
     if args.command == "mesh":
         from meshes.preview import write_preview
         from solver.mesh import build_mesh
+        from solver.rundir import RunError, make_marked_directory
         from solver.runner import prepare_case
 
         if args.convert:
@@ -174,9 +175,15 @@ def _dispatch(args, comm) -> int:
                 raise CaseError(f"--convert: {exc}") from None
         case, internal, packing = prepare_case(args.case, args.overrides, comm)
         out = args.out or Path("results") / f"{case.name}-mesh"
+        err = None
         if comm.rank == 0:
-            out.mkdir(parents=True, exist_ok=True)
-        comm.barrier()
+            try:
+                make_marked_directory(out, "mesh")
+            except RunError as exc:
+                err = str(exc)
+        err = comm.bcast(err, root=0)
+        if err:
+            raise RunError(err)
         bundle = build_mesh(internal, comm, out_dir=out, packing=packing, verbose=args.verbose)
         if comm.rank == 0:
             msg = f"{bundle.info['mesh']['cells_global']} cells -> {out / 'mesh.msh'}, {out / 'mesh.json'}"

@@ -31,6 +31,9 @@ from pydantic import (
 )
 
 SIDES_2D = ("left", "right", "bottom", "top")
+#: names of cases, sweeps and studies become directory names: plain file names only (no
+#: '.', '..', separators, hidden or over-long names)
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$"
 SIDES_3D = SIDES_2D + ("back", "front")
 
 
@@ -1096,7 +1099,9 @@ class Output(Schema):
 class Case(Schema):
     """A complete ssbfrac case."""
 
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$", description="case name (used for directories)")
+    name: str = Field(..., pattern=NAME_PATTERN,
+                      description="case name, the default run directory name: 1 to 100 letters, digits, '_', '.', "
+                                  "'+', '-', starting with a letter or digit")
     description: str = Field("", description="free text")
     dimension: Literal[2, 3] = Field(2, description="2 (plane strain) or 3")
     geometry: Geometry = Geometry()

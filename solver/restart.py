@@ -64,6 +64,8 @@ def check_restart(out: Path, case: Case, comm: MPI.Comm) -> None:
         state = run_state(out)
         if state in ("missing", "empty", "not-a-directory"):
             err = f"{out}: no run to restart ({state.replace('-', ' ')}); start it without --restart"
+        elif state == "running":
+            err = f"{out}: the run is still going (another ssbfrac process holds the directory): nothing to restart"
         elif state == "complete":
             err = f"{out}: the run is already complete ({COMPLETION_MARKER}): nothing to restart"
         elif not (out / CHECKPOINT_FILE).is_file():

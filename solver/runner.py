@@ -33,7 +33,7 @@ from solver.config import Case, CaseError, case_to_dict, load_case
 from solver.output import FieldWriter, ProfileWriter
 from solver.restart import case_fingerprint, check_restart, cut_back_outputs, record_stop, restart_command
 from solver.rundir import (CHECKPOINT_FILE, COMPLETION_MARKER, STOP_AFTER_ENV, STOP_MARKER, RunCheckpointed,
-                           RunError, prepare_directory, run_state)
+                           RunError, claim_run_directory, run_state)
 from solver.units import to_internal
 
 def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
@@ -95,24 +95,31 @@ def run_case(case_path: str | Path, out: str | Path | None = None, overrides: li
     overrides = overrides or []
     case, internal, packing = prepare_case(case_path, overrides, comm)
     out = Path(out) if out is not None else Path("results") / case.name
+    if restart and overwrite:
+        raise RunError("--restart continues the run in --out, --overwrite replaces it: give only one of them")
     if restart:
-        if overwrite:
-            raise RunError("--restart continues the run in --out, --overwrite replaces it: give only one of them")
         check_restart(out, case, comm)
-    else:
-        prepare_directory(out, overwrite, comm)
+    mode = "restart" if restart else "overwrite" if overwrite else "new"
     command = restart_command(case_path, out, overrides)
+    with claim_run_directory(out, mode, comm):
+        try:
+            return _run(case, internal, packing, out, progress_mode or case.output.progress, comm, t_all,
+                        restart, command)
+        except (RunCheckpointed, RunError):
+            raise  # stopped with a checkpoint, or a restart refused: the directory is left as it was
+        except BaseException as exc:
+            if comm.rank == 0:
+                _write_error(out, exc)
+            raise
+
+
+def _write_error(out: Path, exc: BaseException) -> None:
+    """error.txt for a failed run (if the directory can still be written: the failure may
+    be that it cannot)."""
     try:
-        return _run(case, internal, packing, out, progress_mode or case.output.progress, comm, t_all,
-                    restart, command)
-    except (RunCheckpointed, RunError):
-        raise  # stopped with a checkpoint, or a restart refused: the directory is left as it was
-    except BaseException as exc:
-        if comm.rank == 0:
-            (out / "error.txt").write_text(
-                f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
-            )
-        raise
+        (out / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc)))
+    except OSError:
+        pass
 
 
 def _run(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI.Comm, t_all: float,

@@ -26,14 +26,14 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from solver.config import CaseError
+from solver.config import NAME_PATTERN, CaseError
 from solver.sweep import SweepSchema, _format_errors
 
 
 class StudySpec(SweepSchema):
     """A study file."""
 
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$", description="study name")
+    name: str = Field(..., pattern=NAME_PATTERN, description="study name (a plain file name: letters, digits, '_', '.', '+', '-')")
     description: str = Field("", description="free text")
     sweeps: list[str] = Field(..., min_length=1, description="sweep files, relative to the study file")
     output: str | None = Field(None, description="study directory (default results/<name>), relative to the current directory")
@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args, comm) -> int:
-    from solver.runner import RunError
+    from solver.rundir import RunError, make_marked_directory
     from solver.sweep import apply_command_line, check_complete_runs, launch, print_status, sweep_status, validate_runs
 
     if comm.size > 1:
@@ -103,6 +103,8 @@ def main(args, comm) -> int:
         for sweep in sweeps:  # every case is checked before anything starts
             check_complete_runs(sweep, validate_runs(sweep))
         n = sum(len(s.runs) for s in sweeps)
+        if not args.dry_run:
+            make_marked_directory(out, "study")
         print(f"study {spec.name}: {len(sweeps)} sweeps, {n} runs -> {out}", flush=True)
         for sweep in sweeps:
             rc = launch(sweep, args)

@@ -45,7 +45,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from solver.config import CaseError, _allowed_keys, _format_value, apply_overrides, validate_case, yaml_load
+from solver.config import NAME_PATTERN, CaseError, _allowed_keys, _format_value, apply_overrides, validate_case, yaml_load
 
 # --------------------------------------------------------------------------- sweep file schema
 
@@ -202,7 +202,7 @@ class SlurmSettings(SweepSchema):
 class SweepSpec(SweepSchema):
     """A sweep file."""
 
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$", description="sweep name")
+    name: str = Field(..., pattern=NAME_PATTERN, description="sweep name (a plain file name: letters, digits, '_', '.', '+', '-')")
     description: str = Field("", description="free text")
     base: str = Field(..., min_length=1, description="base case file, relative to the sweep file")
     parameters: dict[str, ParameterValues] = Field(
@@ -254,7 +254,8 @@ def format_value(v: Any) -> str:
         return "x".join(format_value(x) for x in v)
     if isinstance(v, dict):
         return "+".join(f"{k}-{format_value(x)}" for k, x in v.items())
-    text = re.sub(r"[^A-Za-z0-9._+-]", "-", str(v))
+    # a plain file-name part: no separators, no '..', no leading dot
+    text = re.sub(r"\.{2,}", "-", re.sub(r"[^A-Za-z0-9._+-]", "-", str(v))).lstrip(".")
     return text or "empty"
 
 
@@ -427,7 +428,7 @@ def write_manifest(sweep: Sweep) -> None:
     """sweep.yaml (the resolved sweep) and runs.json (run name -> index, parameters, overrides).
     Slurm array tasks find their run by index in runs.json: it is not changed while tasks of
     an earlier submission are still queued or running."""
-    from solver.runner import RunError
+    from solver.rundir import RunError, make_marked_directory
     from solver.slurm import queued_tasks
 
     runs = {r.name: {"index": r.index, "parameters": r.parameters, "overrides": r.overrides} for r in sweep.runs}
@@ -445,6 +446,7 @@ def write_manifest(sweep: Sweep) -> None:
                     f"queued or running ({', '.join(sorted(queue)[:5])}{', ...' if len(queue) > 5 else ''}): "
                     "wait for them (or scancel them), or use another output directory (--out)"
                 )
+    make_marked_directory(sweep.out, "sweep")
     (sweep.out / "logs").mkdir(parents=True, exist_ok=True)
     header = f"# resolved by ssbfrac sweep from {sweep.path.absolute()}\n"
     (sweep.out / "sweep.yaml").write_text(header + yaml.safe_dump(resolved_spec(sweep), sort_keys=False))
@@ -497,10 +499,13 @@ def _process_alive(host: str, pid: str) -> bool:
 def run_status(sweep: Sweep, run: Run, queue: dict[str, str] | None, queued: dict[str, str]) -> RunStatus:
     """``queue``: Slurm array tasks of this sweep still in the queue ({'12_3': 'PENDING'}),
     None where Slurm cannot be asked; ``queued``: run name -> task of its latest submission."""
-    from solver.runner import run_state
+    from solver.rundir import in_use, run_state
 
     d = sweep.out / run.name
     state = run_state(d)
+    if state == "running":  # a live ssbfrac process holds the directory
+        owner = in_use(d) or {}
+        return RunStatus(run, "running", f"PID {owner.get('pid', '?')} on {owner.get('host', '?')}", active=True)
     if state == "complete":
         try:
             wall = json.loads((d / "summary.json").read_text()).get("wall_time_s")

@@ -402,6 +402,17 @@ def test_a_run_that_stops_before_its_directory_is_recorded_as_failed(tmp_path):
     out = tmp_path / "out"
     (out / "seed=5").mkdir(parents=True)
     (out / "seed=5" / "notes.txt").write_text("not a run")
+    # a sweep never writes into a directory of the user's ...
+    r = sweep_cli([path, "--out", out])
+    assert r.returncode == 2 and "was not made by ssbfrac" in r.stderr, r.stdout + r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["seed=5"]
+    # ... but in its own, a run directory of the user's is in the way
+    from solver.rundir import make_marked_directory
+
+    out = tmp_path / "out2"
+    make_marked_directory(out, "sweep")
+    (out / "seed=5").mkdir()
+    (out / "seed=5" / "notes.txt").write_text("not a run")
     r = sweep_cli([path, "--out", out])
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAILED  seed=5 (exit status 2)" in r.stdout and "0 done, 0 running, 1 failed, 0 pending" in r.stdout
@@ -409,4 +420,4 @@ def test_a_run_that_stops_before_its_directory_is_recorded_as_failed(tmp_path):
     assert (out / "logs" / "seed=5.state").read_text() == "exit 2\n"
     s = sweep_cli([path, "--out", out, "--status"])
     assert s.returncode == 1 and "failed   seed=5  exit status 2" in s.stdout
-    assert "not an ssbfrac run directory (no case.yaml): refusing to delete it" in s.stdout
+    assert "was not made by ssbfrac" in s.stdout
