@@ -23,7 +23,7 @@ from meshes import tags as mtags
 from solver import elasticity as el
 from solver import phasefield as pf
 from solver import schemes
-from solver.config import DIRECT_PETSC_ELASTICITY, DIRECT_SOLVE_MAX_DOFS, ITERATIVE_PETSC_ELASTICITY
+from solver.numerics.petsc import elasticity_options
 from solver.schemes import Accelerator, StepResult
 from solver.loading import LoadPath
 from solver.mesh import MeshBundle, phase_of_tags, phase_properties
@@ -39,7 +39,7 @@ class Simulation:
     """Displacement (and damage) for a composite cathode under a prescribed lithiation.
 
     Args:
-        case: validated case in internal units (``solver.units.to_internal``).
+        case: validated case in internal units (``solver.config.units.to_internal``).
         bundle: the distributed mesh with tags.
         lithium: the lithium fraction of the particles as a field (P1, e.g. the
             electrochemistry's ``x``); default a uniform value set by :meth:`set_load`.
@@ -376,19 +376,6 @@ class StepRecord:
     load: float
     result: StepResult
     measures: dict = field(default_factory=dict)
-
-
-def elasticity_options(mechanics, n_dofs: int, gdim: int) -> dict:
-    """PETSc options of the elasticity solve: those of ``mechanics.linear_solver`` (auto:
-    direct up to :data:`DIRECT_SOLVE_MAX_DOFS` displacement DOFs; a sparse LU beats AMG-CG
-    there, above all on the ill-conditioned degraded stiffness of a cracked electrolyte),
-    then ``mechanics.petsc_options``."""
-    kind = mechanics.linear_solver
-    if kind == "auto":
-        kind = "direct" if n_dofs <= DIRECT_SOLVE_MAX_DOFS[gdim] else "iterative"
-    opts = dict(DIRECT_PETSC_ELASTICITY if kind == "direct" else ITERATIVE_PETSC_ELASTICITY)
-    opts.update(mechanics.petsc_options)
-    return opts
 
 
 class GrowthGuard:

@@ -218,7 +218,7 @@ class ParticleDiffusion:
                  petsc_options: dict | None = None, prefix: str = "ssbfrac_diffusion_"):
         from dolfinx.fem.petsc import NonlinearProblem
 
-        from solver.elasticity import set_petsc_options
+        from solver.numerics.petsc import set_petsc_options
 
         self.domain = domain
         self.comm = domain.comm

@@ -20,6 +20,8 @@ import ufl
 from dolfinx import fem, mesh as dmesh
 from petsc4py import PETSc
 
+from solver.numerics.petsc import set_petsc_options
+
 
 # ----------------------------------------------------------------------------- kinematics
 def strain3(u, gdim: int):
@@ -360,23 +362,6 @@ class ElasticityProblem:
         self.solves += max(1, self.snes.getIterationNumber())
         self.u.x.scatter_forward()
         return reason > 0, its
-
-
-def set_petsc_options(obj, prefix: str, options: dict) -> None:
-    """Put ``options`` in PETSc's database under ``prefix`` and configure ``obj``.
-
-    The options stay in the database (prefixes are unique per problem) because some
-    of them, e.g. the multigrid level smoothers, are only read when the
-    preconditioner is set up, after the first solve has started."""
-    db = PETSc.Options()
-    for k, v in options.items():
-        if v is None:
-            db.setValue(f"{prefix}{k}", None)
-        elif isinstance(v, bool):
-            db.setValue(f"{prefix}{k}", "true" if v else "false")
-        else:
-            db.setValue(f"{prefix}{k}", v)
-    obj.setFromOptions()
 
 
 def stress_output_expressions(sigma, gdim: int) -> dict:

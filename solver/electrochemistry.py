@@ -80,7 +80,7 @@ from solver import diffusion as dif
 from solver.diffusion import FARADAY, R_GAS
 from solver.mesh import phase_of_tags
 from solver.ocv import get_ocv
-from solver.units import GPA_UM3_TO_J, is_internal
+from solver.config.units import GPA_UM3_TO_J, is_internal
 
 #: ids of the one-sided facet measure: the particle surfaces, the lithium-metal side
 SURFACE, ANODE = 1, 2
@@ -210,7 +210,7 @@ class ElectrochemistryProblem:
 
     Args:
         domain, cell_tags, facet_tags: the mesh with the tags of meshes/tags.py.
-        case: the case in internal units (``solver.units.to_internal``) with a loading of
+        case: the case in internal units (``solver.config.units.to_internal``) with a loading of
             type ``galvanostatic``; ``materials.*.expansion`` gives the partial molar volume
             of the stress-assisted flux.
         damage: phase-field damage (P1, 0..1) that lowers the ionic conductivity; default a
@@ -229,7 +229,7 @@ class ElectrochemistryProblem:
     def __init__(self, domain, cell_tags, facet_tags, case, damage: fem.Function | None = None,
                  hydrostatic_stress=None, prefix: str = "ssbfrac_electrochem_"):
         if not is_internal(case):
-            raise ValueError("ElectrochemistryProblem needs the case in internal units (solver.units.to_internal)")
+            raise ValueError("ElectrochemistryProblem needs the case in internal units (solver.config.units.to_internal)")
         ld = case.loading
         if getattr(ld, "type", None) != "galvanostatic":
             raise ValueError(f"loading.type is {getattr(ld, 'type', None)!r}; the electrochemistry needs 'galvanostatic'")
@@ -471,7 +471,7 @@ class ElectrochemistryProblem:
     def _solver(self, prefix: str) -> None:
         from dolfinx.fem.petsc import NonlinearProblem
 
-        from solver.elasticity import set_petsc_options
+        from solver.numerics.petsc import set_petsc_options
 
         self.bcs = [fem.dirichletbc(PETSc.ScalarType(0.0), self._x_out, self.Vx),
                     fem.dirichletbc(PETSc.ScalarType(0.0), self._phi_out, self.Vp)]

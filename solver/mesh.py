@@ -65,7 +65,7 @@ def pack(case_internal) -> Packing:
         return Packing([], tuple(g.size), 0.0, 0.0, 1.0, 0, 0, (tuple(lo), tuple(hi)), spec.periodic_axes,
                        extra={"method": "mesh file", "file": g.mesh.file})
     if g.particles.file is not None:
-        # lengths of the file are metres; 1e6 converts them like solver.units does
+        # lengths of the file are metres; 1e6 converts them like solver.config.units does
         defaults = particle_defaults(case_internal)
         return packing_from_particles(read_particles(g.particles.file, spec.dim, defaults, scale=1e6), spec)
     return pack_particles(spec)

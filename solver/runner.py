@@ -34,7 +34,7 @@ from solver.output import FieldWriter, ProfileWriter
 from solver.restart import case_fingerprint, check_restart, cut_back_outputs, record_stop, restart_command
 from solver.rundir import (CHECKPOINT_FILE, COMPLETION_MARKER, STOP_AFTER_ENV, STOP_MARKER, RunCheckpointed,
                            RunError, claim_run_directory, run_state)
-from solver.units import to_internal
+from solver.config.units import to_internal
 
 def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
     """Validate the case and check that its particles can be packed, before any

@@ -94,7 +94,7 @@ class MonolithicNewton:
                  prefix: str = "ssbfrac_newton_"):
         import dolfinx.fem.petsc as fpetsc
 
-        from solver.elasticity import set_petsc_options
+        from solver.numerics.petsc import set_petsc_options
 
         V, D = u.function_space, d.function_space
         J = [[ufl.derivative(F_u, u, ufl.TrialFunction(V)), ufl.derivative(F_u, d, ufl.TrialFunction(D))],

@@ -27,7 +27,8 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 
 from solver.config import NAME_PATTERN, CaseError
-from solver.sweep import SweepSchema, _format_errors
+from solver.config import format_validation_error
+from solver.sweep import SweepSchema
 
 
 class StudySpec(SweepSchema):
@@ -48,7 +49,7 @@ def load_study(path: str | Path, out: str | Path | None = None):
     try:
         spec = StudySpec.model_validate(read_yaml(path, kind="study", sections="(name, sweeps, ...)"))
     except ValidationError as err:
-        raise CaseError(_format_errors(err, str(path))) from None
+        raise CaseError(format_validation_error(err, str(path), StudySpec)) from None
     out = Path(out) if out is not None else Path(spec.output) if spec.output else Path("results") / spec.name
     out = Path(os.path.abspath(out))
     sweeps, names = [], {}

@@ -45,7 +45,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from solver.config import NAME_PATTERN, CaseError, _allowed_keys, _format_value, apply_overrides, validate_case, yaml_load
+from solver.config import NAME_PATTERN, CaseError, apply_overrides, format_validation_error, validate_case, yaml_load
 
 # --------------------------------------------------------------------------- sweep file schema
 
@@ -320,21 +320,6 @@ def expand(spec: SweepSpec, source: str = "<sweep>") -> list[Run]:
 
 
 # --------------------------------------------------------------------------- loading and checking
-def _format_errors(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            allowed = _allowed_keys(SweepSpec, e["loc"])
-            msg = "unknown key" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
-        elif e["type"] == "missing":
-            lines.append(f"{source}: {path}: required field is missing")
-            continue
-        lines.append(f"{source}: {path} = {_format_value(e.get('input'))}: {msg}")
-    return "\n".join(lines)
-
-
 def read_sweep_file(path: Path) -> dict:
     from solver.config import read_yaml
 
@@ -348,7 +333,7 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     try:
         spec = SweepSpec.model_validate(read_sweep_file(path))
     except ValidationError as err:
-        raise CaseError(_format_errors(err, source)) from None
+        raise CaseError(format_validation_error(err, source, SweepSpec)) from None
     for section in ("parameters", "set"):
         for key in getattr(spec, section):
             if not DOTTED_PATH.match(key):

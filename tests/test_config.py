@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT, ssbfrac_cmd, subprocess_env
 from solver.config import CaseError, apply_overrides, load_case, validate_case, yaml_load
-from solver.units import SCALE, is_internal, to_internal
+from solver.config.units import SCALE, is_internal, to_internal
 
 BASE = {
     "name": "t",

@@ -28,7 +28,7 @@ from solver.config import CaseError, validate_case
 from solver.diffusion import FARADAY, R_GAS
 from solver.electrochemistry import ElectrochemistryProblem, EffectiveConductivity, run_protocol
 from solver.ocv import CLAMP, CURVES, get_ocv, lco_doyle1995, nmc811_chen2020
-from solver.units import GPA_UM3_TO_J, to_internal
+from solver.config.units import GPA_UM3_TO_J, to_internal
 
 COMPOSITE = ROOT / "tests" / "data" / "electrochem_small.yaml"
 MATERIALS = {"active": {"E": 140e9, "nu": 0.3, "expansion": 0.05}, "electrolyte": {"E": 20e9, "nu": 0.3}}

@@ -15,7 +15,7 @@ from meshes.benchmarks import eighth_inclusion_3d
 from solver.config import validate_case
 from solver.coupling import Simulation
 from solver.mesh import bundle_from_gmsh
-from solver.units import to_internal
+from solver.config.units import to_internal
 
 A, B = 1.0, 4.0  # um
 E1, NU1, E2, NU2, EXPANSION = 140e9, 0.25, 20e9, 0.3, 0.06  # SI; volumetric expansion
@@ -48,7 +48,6 @@ def sim():
 
 
 def _average(sim, integrand, cells_tag, band=None):
-    import ufl
     from dolfinx import fem
 
     comm = sim.comm

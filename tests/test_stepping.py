@@ -5,8 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from solver.config import DIRECT_SOLVE_MAX_DOFS, AdaptiveSpec, Mechanics
-from solver.coupling import GrowthGuard, elasticity_options
+from solver.config import AdaptiveSpec, Mechanics
+from solver.numerics.petsc import DIRECT_SOLVE_MAX_DOFS, elasticity_options
+from solver.coupling import GrowthGuard
 from solver.schemes import StepResult
 
 

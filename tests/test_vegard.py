@@ -42,7 +42,7 @@ from solver.config import CaseError, apply_overrides, validate_case
 from solver.coupling import Simulation
 from solver.mesh import MeshBundle
 from solver.ocv import piecewise_linear, piecewise_linear_slope
-from solver.units import to_internal
+from solver.config.units import to_internal
 
 L = 2.0  # um, side of the block
 E_AM, NU_AM = 140e9, 0.3  # SI

@@ -1,0 +1,80 @@
+"""A complete case: the sections together and the checks that span them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from solver.config.base import NAME_PATTERN, SIDES_2D, SIDES_3D, Schema
+from solver.config.fracture import Fracture
+from solver.config.geometry import Geometry, phases_in_files
+from solver.config.loading import Loading, PrescribedLithiation
+from solver.config.materials import Materials
+from solver.config.mechanics import Mechanics
+from solver.config.output import Output
+
+class Case(Schema):
+    """A complete ssbfrac case."""
+
+    name: str = Field(..., pattern=NAME_PATTERN,
+                      description="case name, the default run directory name: 1 to 100 letters, digits, '_', '.', "
+                                  "'+', '-', starting with a letter or digit")
+    description: str = Field("", description="free text")
+    dimension: Literal[2, 3] = Field(2, description="2 (plane strain) or 3")
+    geometry: Geometry = Geometry()
+    materials: Materials
+    mechanics: Mechanics = Mechanics()
+    loading: Loading = PrescribedLithiation()
+    fracture: Fracture = Fracture()
+    output: Output = Output()
+
+    @model_validator(mode="after")
+    def _geometry_materials(self):
+        p, m = self.geometry.particles, self.materials
+        if p.coating > 0 and m.coating is None:
+            raise ValueError(f"geometry.particles.coating = {p.coating:g} m needs materials.coating")
+        if p.active_b_share > 0 and m.active_b is None:
+            raise ValueError(f"geometry.particles.active_b_share = {p.active_b_share} needs materials.active_b")
+        phases = phases_in_files(self.geometry, self.dimension) if len(self.geometry.size) == self.dimension else set()
+        for phase in ("active_b", "coating"):
+            if phase in phases and getattr(m, phase) is None:
+                what = "geometry.mesh.file" if self.geometry.mesh.file else "geometry.particles.file"
+                raise ValueError(f"{what} has {phase} cells/particles but materials.{phase} is not given")
+        return self
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if len(self.geometry.size) != self.dimension:
+            raise ValueError(
+                f"geometry.size has {len(self.geometry.size)} entries but dimension is {self.dimension}"
+            )
+        if self.dimension == 2:
+            extra = sorted(set(self.mechanics.boundary) - set(SIDES_2D))
+            if extra:
+                raise ValueError(f"mechanics.boundary: sides {extra} exist only in 3D")
+        sides = SIDES_2D if self.dimension == 2 else SIDES_3D
+        kinds = {s: self.mechanics.side(s).type for s in sides}
+        if "clamped" not in kinds.values():
+            axes = {"x": ("left", "right"), "y": ("bottom", "top"), "z": ("back", "front")}
+            for axis, (a, b) in list(axes.items())[: self.dimension]:
+                if kinds[a] != "roller" and kinds[b] != "roller":
+                    raise ValueError(
+                        f"mechanics.boundary: nothing holds the {axis} direction (a rigid motion is free); "
+                        f"make {a} or {b} a roller, or clamp a side"
+                    )
+        if self.fracture.enabled:
+            for phase in self.fracture.phases:
+                mat = self.materials.of(phase)
+                if mat is None:
+                    raise ValueError(f"fracture.phases contains {phase!r} but materials.{phase} is not given")
+                if mat.fracture is None:
+                    raise ValueError(
+                        f"fracture.phases contains {phase!r} but materials.{phase}.fracture is not given"
+                    )
+        return self
+
+
+def case_to_dict(case: Case) -> dict:
+    """The resolved case as plain data (SI units), as saved in run directories."""
+    return case.model_dump(mode="json")

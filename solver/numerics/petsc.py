@@ -1,0 +1,60 @@
+"""PETSc option sets and how ssbfrac hands options to PETSc.
+
+Every solver of ssbfrac is a PETSc object with its own options prefix; its default
+options are plain dictionaries (below and next to each problem), merged with the
+``petsc_options`` of the case, so that every option is visible and can be overridden.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from petsc4py import PETSc
+
+#: iterative elasticity solve: CG + smoothed-aggregation AMG (rigid-body near-nullspace)
+ITERATIVE_PETSC_ELASTICITY: dict[str, Any] = {
+    "ksp_type": "cg",
+    "pc_type": "gamg",
+    "ksp_rtol": 1e-10,
+    "ksp_atol": 1e-14,
+    "ksp_max_it": 1000,
+    "pc_gamg_coarse_eq_limit": 1000,
+}
+#: direct elasticity solve: sparse LU (MUMPS)
+DIRECT_PETSC_ELASTICITY: dict[str, Any] = {
+    "ksp_type": "preonly",
+    "pc_type": "lu",
+    "pc_factor_mat_solver_type": "mumps",
+}
+#: linear_solver: auto takes the direct solve up to this many displacement DOFs (2D, 3D)
+DIRECT_SOLVE_MAX_DOFS = {2: 200_000, 3: 30_000}
+
+
+def elasticity_options(mechanics, n_dofs: int, gdim: int) -> dict:
+    """PETSc options of the elasticity solve: those of ``mechanics.linear_solver`` (auto:
+    direct up to :data:`DIRECT_SOLVE_MAX_DOFS` displacement DOFs; a sparse LU beats AMG-CG
+    there, above all on the ill-conditioned degraded stiffness of a cracked electrolyte),
+    then ``mechanics.petsc_options``."""
+    kind = mechanics.linear_solver
+    if kind == "auto":
+        kind = "direct" if n_dofs <= DIRECT_SOLVE_MAX_DOFS[gdim] else "iterative"
+    opts = dict(DIRECT_PETSC_ELASTICITY if kind == "direct" else ITERATIVE_PETSC_ELASTICITY)
+    opts.update(mechanics.petsc_options)
+    return opts
+
+
+def set_petsc_options(obj, prefix: str, options: dict) -> None:
+    """Put ``options`` in PETSc's database under ``prefix`` and configure ``obj``.
+
+    The options stay in the database (prefixes are unique per problem) because some
+    of them, e.g. the multigrid level smoothers, are only read when the
+    preconditioner is set up, after the first solve has started."""
+    db = PETSc.Options()
+    for k, v in options.items():
+        if v is None:
+            db.setValue(f"{prefix}{k}", None)
+        elif isinstance(v, bool):
+            db.setValue(f"{prefix}{k}", "true" if v else "false")
+        else:
+            db.setValue(f"{prefix}{k}", v)
+    obj.setFromOptions()
