@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: (command, module, help) of sub-commands that live outside this file
 PLUGINS = [
-    ("sweep", "solver.sweep", "run a parameter sweep (local process pool or a Slurm job array)"),
-    ("study", "solver.study", "run the sweeps of a model study, then post-process them"),
+    ("sweep", "solver.hpc.sweep", "run a parameter sweep (local process pool or a Slurm job array)"),
+    ("study", "solver.hpc.study", "run the sweeps of a model study, then post-process them"),
     ("post", "postprocess.cli", "plots, stage detection and reports for a run or a sweep directory"),
     ("paraview", "postprocess.paraview_cli", "ParaView screenshots and a state file for a run (pvbatch)"),
 ]

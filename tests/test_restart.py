@@ -214,8 +214,8 @@ def test_restart_refusals(fracture_runs, tmp_path):
 
 # --------------------------------------------------------------------------- galvanostatic, through the Slurm script
 def _batch_script(tmp_path: Path, ranks: int) -> Path:
-    from solver.slurm import batch_script
-    from solver.sweep import load_sweep, write_manifest
+    from solver.hpc.slurm import batch_script
+    from solver.hpc.spec import load_sweep, write_manifest
 
     sweep_file = tmp_path / f"sweep{ranks}.yaml"
     sweep_file.write_text(f"""name: ec

@@ -13,7 +13,7 @@ import rundir_workers
 from conftest import run_ssbfrac as run
 from solver.rundir import (MARKER, RunError, claim_run_directory, in_use, make_marked_directory, own_files,
                            run_state)
-from solver.sweep import format_value
+from solver.hpc.spec import format_value
 
 COMM = MPI.COMM_SELF
 

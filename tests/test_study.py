@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT, run_ssbfrac
 from solver.config import CaseError
-from solver.study import load_study
+from solver.hpc.study import load_study
 
 SMALL = ROOT / "tests" / "data" / "small.yaml"
 FRACTURE_SMALL = ROOT / "tests" / "data" / "fracture_small.yaml"
@@ -20,7 +20,7 @@ def write(tmp_path, name, text):
 
 
 def test_shipped_study_is_valid():
-    from solver.sweep import validate_runs
+    from solver.hpc.spec import validate_runs
 
     spec, out, sweeps = load_study(ROOT / "cases" / "studies" / "bucci2017" / "study.yaml")
     assert spec.name == "bucci2017" and out.name == "bucci2017"

@@ -13,17 +13,10 @@ import yaml
 
 from conftest import ROOT, ssbfrac_cmd, subprocess_env
 from solver.config import CaseError, apply_overrides, read_yaml
-from solver.slurm import array_spec, batch_script
-from solver.sweep import (
-    SweepSpec,
-    expand,
-    format_value,
-    load_sweep,
-    run_command,
-    run_status,
-    short_keys,
-    validate_runs,
-)
+from solver.hpc.local import run_command
+from solver.hpc.slurm import array_spec, batch_script
+from solver.hpc.spec import SweepSpec, expand, format_value, load_sweep, short_keys, validate_runs
+from solver.hpc.status import run_status
 
 SMALL = ROOT / "tests" / "data" / "small.yaml"
 
@@ -305,7 +298,7 @@ slurm: {{time: "00:05:00", partition: debug, mem: 2G, account: lab, extra_sbatch
                  "#SBATCH --qos=short", "#SBATCH --ntasks=1", f"#SBATCH --output={tmp_path}/out/slurm/%A_%a.out"):
         assert line in script.splitlines()
     assert f"SSBFRAC=({Path(sys.executable).absolute().parent / 'ssbfrac'})" in script
-    from solver.sweep import write_manifest
+    from solver.hpc.spec import write_manifest
 
     write_manifest(sweep)
     (tmp_path / "job.sh").write_text(script)

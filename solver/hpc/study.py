@@ -28,7 +28,7 @@ from pydantic import Field, ValidationError
 
 from solver.config import NAME_PATTERN, CaseError
 from solver.config import format_validation_error
-from solver.sweep import SweepSchema
+from solver.hpc.spec import SweepSchema
 
 
 class StudySpec(SweepSchema):
@@ -43,7 +43,7 @@ class StudySpec(SweepSchema):
 def load_study(path: str | Path, out: str | Path | None = None):
     """(spec, study directory, [Sweep]) of a study file; CaseError naming the file otherwise."""
     from solver.config import read_yaml
-    from solver.sweep import load_sweep
+    from solver.hpc.spec import load_sweep
 
     path = Path(path)
     try:
@@ -67,7 +67,7 @@ def load_study(path: str | Path, out: str | Path | None = None):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from solver.sweep import add_launch_arguments
+    from solver.hpc.sweep import add_launch_arguments
 
     parser.epilog = (
         "examples:\n"
@@ -84,7 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args, comm) -> int:
     from solver.rundir import RunError, make_marked_directory
-    from solver.sweep import apply_command_line, check_complete_runs, launch, print_status, sweep_status, validate_runs
+    from solver.hpc.spec import check_complete_runs, validate_runs
+    from solver.hpc.status import print_status, sweep_status
+    from solver.hpc.sweep import apply_command_line, launch
 
     if comm.size > 1:
         raise RunError("run `ssbfrac study` as a single process (not under mpiexec); "

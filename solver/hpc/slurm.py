@@ -18,30 +18,20 @@ not requeued.
 
 from __future__ import annotations
 
-import getpass
 import json
 import shlex
+import sys
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from solver.runner import RunError
-from solver.sweep import (
-    RunStatus,
-    Sweep,
-    counts,
-    find_mpiexec,
-    log_path,
-    print_status,
-    runs_to_launch,
-    ssbfrac_command,
-    status_command,
-    state_path,
-    sweep_status,
-    write_manifest,
-)
+from solver.hpc.local import find_mpiexec, ssbfrac_command
+from solver.hpc.queue import jobs_path, load_jobs, squeue_tasks, submitted_tasks
+from solver.hpc.spec import Sweep, write_manifest
+from solver.hpc.status import (RunStatus, counts, log_path, print_status, runs_to_launch, state_path, status_command,
+                               sweep_status)
+from solver.rundir import RunError
 
 
 def array_spec(indices: list[int], max_parallel: int | None = None) -> str:
@@ -62,6 +52,8 @@ def array_spec(indices: list[int], max_parallel: int | None = None) -> str:
 #: seconds before the time limit at which Slurm asks a task to stop (time to finish the
 #: present step and write the checkpoint); an ``extra_sbatch`` ``--signal`` overrides it
 SIGNAL_LEAD_S = 120
+
+
 #: exit status of a run that stopped with a checkpoint (solver.checkpoint.EXIT_CHECKPOINTED)
 EXIT_CHECKPOINTED = 85
 
@@ -165,56 +157,6 @@ def batch_script(sweep: Sweep) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- the queue
-def jobs_path(out: Path) -> Path:
-    return out / "slurm" / "jobs.json"
-
-
-def load_jobs(out: Path) -> list[dict]:
-    try:
-        return json.loads(jobs_path(out).read_text())
-    except (FileNotFoundError, ValueError):
-        return []
-
-
-def squeue_tasks(tasks: set[str]) -> dict[str, str] | None:
-    """Which of these array tasks ('12_3') are still in the queue, with their state
-    ({'12_3': 'RUNNING'}); None when squeue is absent or does not answer."""
-    if shutil.which("squeue") is None:
-        return None
-    try:
-        r = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T", "-u", getpass.getuser()],
-                           capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        return None
-    if r.returncode != 0:
-        return None
-    queue = {}
-    for line in r.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in tasks:
-            queue[parts[0]] = parts[1]
-    return queue
-
-
-def submitted_tasks(out: Path) -> set[str]:
-    """Every array task ('12_3') submitted for this sweep."""
-    return {f"{job['job_id']}_{index}" for job in load_jobs(out) for index in job["runs"]}
-
-
-def queued_tasks(out: Path) -> tuple[dict[str, str] | None, dict[str, str]]:
-    """(tasks of this sweep's jobs still in the queue, or None when unknown;
-    run name -> array task of its latest submission)."""
-    jobs = load_jobs(out)
-    if not jobs:
-        return None, {}
-    latest = {}
-    for job in jobs:
-        for index, name in job["runs"].items():
-            latest[name] = f"{job['job_id']}_{index}"
-    return squeue_tasks(submitted_tasks(out)), latest
 
 
 def wait_for(tasks: set[str], poll: float) -> None:
