@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from solver.output import read_history  # noqa: E402
+from solver.runs.writers import read_history  # noqa: E402
 
 
 def main() -> int:

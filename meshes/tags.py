@@ -7,7 +7,7 @@ Every cell and every tagged facet carries exactly one tag. The physical groups o
 Cells (dimension 2 in 2D, 3 in 3D)
 
 ==================  ============================  ==========================================
-tag                 name                          phase (``solver.mesh.phase_of_tags``)
+tag                 name                          phase (``phase_of_tags``)
 ==================  ============================  ==========================================
 1                   ``electrolyte``               electrolyte (matrix of the composite)
 2                   ``separator``                 separator (layer on the x = 0 side)
@@ -39,6 +39,8 @@ tag                 name
 The parts of a particle surface that lie on an outer side (a particle cut by a periodic
 side) carry the side's tag.
 """
+
+import numpy as np
 
 ELECTROLYTE = 1
 SEPARATOR = 2
@@ -114,3 +116,28 @@ def convention() -> dict:
                   "particle_i (active_b)": f"{PARTICLE_B_BASE} + i"},
         "facets": {**SIDES, **INTERFACE_FACETS, "interface_i": f"{PARTICLE_BASE} + i"},
     }
+
+
+#: phase names of cell tags
+PHASES = ("electrolyte", "separator", "collector_layer", "coating", "active", "active_b")
+#: the phases of the solid electrolyte (matrix and layers) and of the active materials
+SE_PHASES = ("electrolyte", "separator", "collector_layer")
+AM_PHASES = ("active", "active_b")
+#: numbers of the phases in the ``phase`` output field
+PHASE_CODES = {"electrolyte": 1, "active": 2, "active_b": 3, "separator": 4, "collector_layer": 5, "coating": 6}
+
+
+def phase_of_tags(values: np.ndarray) -> np.ndarray:
+    """Phase name of each cell tag value: electrolyte (1), separator (2), collector_layer
+    (3), coating (4), active (1000 + i) or active_b (1000000 + i)."""
+    values = np.asarray(values)
+    out = np.full(values.shape, "electrolyte", dtype=object)
+    for name, tag in PHASE_CELLS.items():
+        out[values == tag] = name
+    out[values >= PARTICLE_BASE] = "active"
+    out[values >= PARTICLE_B_BASE] = "active_b"
+    unknown = (values < PARTICLE_BASE) & ~np.isin(values, list(PHASE_CELLS.values()))
+    if np.any(unknown):
+        raise ValueError(f"cell tags {sorted(set(values[unknown].tolist()))} are not in the ssbfrac convention "
+                         f"(this module)")
+    return out.astype(str)

@@ -27,7 +27,7 @@ def read_history(path: str | Path) -> dict[str, np.ndarray]:
     """Read a history.csv into one float array per column (empty cells are NaN), except
     the text columns of :data:`TEXT_COLUMNS` (string arrays).
 
-    The header line names the columns (documented in ``solver/output.py``,
+    The header line names the columns (documented in ``solver/runs/writers.py``,
     ``HISTORY_UNITS``). A last line with fewer values than columns is ignored: it is
     what a run killed while writing a row leaves behind. Any other malformed line is
     an error that names the file and the line.

@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     import solver  # noqa: F401  (DOLFINx wheel import order)
     from mpi4py import MPI
 
-    from solver.checkpoint import EXIT_CHECKPOINTED
+    from solver.runs.checkpoint import EXIT_CHECKPOINTED
     from solver.config import CaseError
-    from solver.runner import RunCheckpointed, RunError
+    from solver.runs.runner import RunCheckpointed, RunError
 
     comm = MPI.COMM_WORLD
     try:
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from solver.coupling import StepFailure
+        from solver.numerics.stepping import StepFailure
 
         if comm.rank == 0:
             kind = "solver failure" if isinstance(exc, StepFailure) else type(exc).__name__
@@ -152,7 +152,7 @@ def _dispatch(args, comm) -> int:
             print(schema_reference())
         return 0
     if args.command == "check":
-        from solver.runner import prepare_case
+        from solver.runs.runner import prepare_case
 
         case, _, packing = prepare_case(args.case, args.overrides, comm)
         if comm.rank == 0:
@@ -161,9 +161,9 @@ def _dispatch(args, comm) -> int:
         return 0
     if args.command == "mesh":
         from meshes.preview import write_preview
-        from solver.mesh import build_mesh
-        from solver.rundir import RunError, make_marked_directory
-        from solver.runner import prepare_case
+        from solver.runs.mesh import build_mesh
+        from solver.runs.rundir import RunError, make_marked_directory
+        from solver.runs.runner import prepare_case
 
         if args.convert:
             from meshes.io import MicrostructureFileError, check_formats
@@ -197,7 +197,7 @@ def _dispatch(args, comm) -> int:
             print(msg)
         return 0
     if args.command == "run":
-        from solver.runner import run_case
+        from solver.runs.runner import run_case
 
         run_case(args.case, args.out, args.overrides, args.overwrite, args.progress, comm, restart=args.restart)
         return 0

@@ -63,7 +63,7 @@ def run_ssbfrac(args: list[str], ranks: int = 1, timeout: float = 300) -> subpro
 def run_to_completion(case, out, *sets, ranks: int = 1, timeout: float = 900):
     """``ssbfrac run CASE --out OUT --set ...`` that must succeed; returns (summary, the
     accepted rows of history.csv as column arrays)."""
-    from solver.output import read_history
+    from solver.runs.writers import read_history
 
     args = ["run", str(case), "--out", str(out), "--progress", "none"]
     for s in sets:

@@ -5,7 +5,7 @@ import time
 
 from mpi4py import MPI
 
-from solver.rundir import RunError, claim_run_directory
+from solver.runs.rundir import RunError, claim_run_directory
 
 
 def hold(path, ready):

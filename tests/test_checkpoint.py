@@ -1,4 +1,4 @@
-"""Checkpoint/restart (solver/checkpoint.py): round trips of P1, P2-vector, DG0 and DG1
+"""Checkpoint/restart (solver/runs/checkpoint.py): round trips of P1, P2-vector, DG0 and DG1
 functions with the run state, restart on a different number of ranks, atomic writes,
 error messages and the stop-request signal handler.
 
@@ -23,9 +23,9 @@ from mpi4py import MPI
 from conftest import ROOT, mpiexec, subprocess_env
 from dolfinx import fem
 from dolfinx import mesh as dmesh
-from solver import checkpoint as ckpt
-from solver.checkpoint import (EXIT_CHECKPOINTED, CheckpointError, StopRequest, read_checkpoint,
-                               write_checkpoint)
+from solver.runs import checkpoint as ckpt
+from solver.runs.checkpoint import EXIT_CHECKPOINTED, CheckpointError, read_checkpoint, write_checkpoint
+from solver.runs.stop import StopRequest
 
 FINGERPRINT = {"case": "case-hash-1", "mesh": "cells=...,vertices=..."}
 MESHES = ("square", "gmsh")
@@ -158,7 +158,8 @@ import os, signal
 import numpy as np
 from mpi4py import MPI
 import test_checkpoint as t
-from solver.checkpoint import StopRequest, read_checkpoint, write_checkpoint
+from solver.runs.checkpoint import read_checkpoint, write_checkpoint
+from solver.runs.stop import StopRequest
 
 comm = MPI.COMM_WORLD
 assert comm.size == 2

@@ -22,9 +22,9 @@ from scipy.optimize import brentq
 from scipy.special import j0, jn_zeros
 
 from meshes.benchmarks import eighth_inclusion_3d, quarter_inclusion_2d
-from solver.diffusion import ParticleDiffusion, lithiation_profile
-from solver.mesh import bundle_from_gmsh
-from solver.ocv import piecewise_linear
+from solver.physics.diffusion import ParticleDiffusion, lithiation_profile
+from solver.runs.mesh import bundle_from_gmsh
+from solver.physics.tables import piecewise_linear
 
 A = 1.0  # particle radius, um
 D = 1.0  # um^2/s

@@ -25,9 +25,9 @@ from mpi4py import MPI
 
 from conftest import ROOT, mpiexec, subprocess_env
 from solver.config import CaseError, validate_case
-from solver.diffusion import FARADAY, R_GAS
-from solver.electrochemistry import ElectrochemistryProblem, EffectiveConductivity, run_protocol
-from solver.ocv import CLAMP, CURVES, get_ocv, lco_doyle1995, nmc811_chen2020
+from solver.physics.constants import FARADAY, R_GAS
+from solver.physics.electrochemistry import ElectrochemistryProblem, EffectiveConductivity, run_protocol
+from solver.physics.electrochemistry.ocv import CLAMP, CURVES, get_ocv, lco_doyle1995, nmc811_chen2020
 from solver.config.units import GPA_UM3_TO_J, to_internal
 
 COMPOSITE = ROOT / "tests" / "data" / "electrochem_small.yaml"
@@ -36,7 +36,7 @@ MATERIALS = {"active": {"E": 140e9, "nu": 0.3, "expansion": 0.05}, "electrolyte"
 
 # ----------------------------------------------------------------------------- OCV curves
 def test_ocv_curves_values_monotone_and_clamped():
-    # values of the published fits (docstrings of solver/ocv.py)
+    # values of the published fits (docstrings of solver/physics/electrochemistry/ocv.py)
     assert lco_doyle1995(0.5) == pytest.approx(4.186, abs=1e-3)
     assert lco_doyle1995(0.9) == pytest.approx(3.906, abs=1e-3)
     assert nmc811_chen2020(0.27) == pytest.approx(4.273, abs=1e-3)
@@ -300,8 +300,8 @@ def test_effective_conductivity_partial_crack_between_bounds():
 
 # ----------------------------------------------------------------------------- composite
 def composite(*overrides):
-    from solver.mesh import build_mesh
-    from solver.runner import prepare_case
+    from solver.runs.mesh import build_mesh
+    from solver.runs.runner import prepare_case
 
     comm = MPI.COMM_WORLD
     _, internal, packing = prepare_case(COMPOSITE, list(overrides), comm)
@@ -430,7 +430,7 @@ def test_coupled_newton_matches_the_nested_iteration(monkeypatch, model):
     """The fast path of a step (Newton on the fields and the potentials together) gives the
     steps of the nested iteration (fields converged for every control update) to the
     solver tolerance, galvanostatic and potentiostatic, and takes most steps."""
-    import solver.electrochemistry as ecm
+    import solver.physics.electrochemistry as ecm
 
     over = ["loading.protocol=[{mode: discharge, duration: 400}, {mode: hold, voltage: 3.9, duration: 120}]",
             f"loading.electronic.model={model}"]
@@ -502,9 +502,9 @@ MPI_SCRIPT = """
 import json, sys
 import solver
 from mpi4py import MPI
-from solver.mesh import build_mesh
-from solver.runner import prepare_case
-from solver.electrochemistry import ElectrochemistryProblem
+from solver.runs.mesh import build_mesh
+from solver.runs.runner import prepare_case
+from solver.physics.electrochemistry import ElectrochemistryProblem
 comm = MPI.COMM_WORLD
 _, internal, packing = prepare_case(sys.argv[1], ["loading.protocol=[{mode: discharge}]"], comm)
 b = build_mesh(internal, comm, packing=packing)

@@ -14,8 +14,8 @@ from closed_forms import disc_inclusion
 from conftest import ROOT
 from meshes.benchmarks import quarter_inclusion_2d
 from solver.config import validate_case
-from solver.coupling import Simulation
-from solver.mesh import bundle_from_gmsh
+from solver.physics.mechanics import MechanicsProblem as Simulation
+from solver.runs.mesh import bundle_from_gmsh
 from solver.config.units import to_internal
 
 A, B = 1.0, 8.0  # um
@@ -105,8 +105,8 @@ def test_a_reused_preconditioner_is_not_set_up_again():
     PCSetUp is not called again) and still gives the solution of the new operator."""
     from petsc4py import PETSc
 
-    from solver.mesh import build_mesh
-    from solver.runner import prepare_case
+    from solver.runs.mesh import build_mesh
+    from solver.runs.runner import prepare_case
 
     PETSc.Log.begin()
     setups = PETSc.Log.Event("PCSetUp")

@@ -13,8 +13,8 @@ from mpi4py import MPI
 from closed_forms import sphere_inclusion
 from meshes.benchmarks import eighth_inclusion_3d
 from solver.config import validate_case
-from solver.coupling import Simulation
-from solver.mesh import bundle_from_gmsh
+from solver.physics.mechanics import MechanicsProblem as Simulation
+from solver.runs.mesh import bundle_from_gmsh
 from solver.config.units import to_internal
 
 A, B = 1.0, 4.0  # um

@@ -13,7 +13,8 @@ from meshes import tags
 from meshes.builder import MeshSizes, build, mesh_report
 from meshes.packing import PackingSpec, pack
 from solver.config import CaseError, validate_case
-from solver.mesh import build_mesh, phase_of_tags
+from meshes.tags import phase_of_tags
+from solver.runs.mesh import build_mesh
 from solver.config.units import to_internal
 
 MATERIALS = {"active": {"E": 140e9, "nu": 0.3, "expansion": 0.05}, "electrolyte": {"E": 20e9, "nu": 0.3}}

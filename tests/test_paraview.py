@@ -145,7 +145,7 @@ def test_vtx_series_next_to_xdmf(tmp_path, small_case):
     """output.vtx: the same fields as an ADIOS2 VTX series (fields.bp) with one step per
     field output; skipped where DOLFINx has no ADIOS2."""
     import solver  # noqa: F401
-    from solver.output import vtx_available
+    from solver.runs.writers import vtx_available
 
     if not vtx_available():
         pytest.skip("this DOLFINx has no ADIOS2: no VTX output")

@@ -14,8 +14,8 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from closed_forms import at1_critical, at2_critical
-from solver import elasticity as el
-from solver import phasefield as pf
+from solver.physics import elasticity as el
+from solver.physics import phasefield as pf
 
 E, NU, GC, ELL = 20.0, 0.3, 4e-3, 0.5  # GPa, -, GPa*um, um
 L = 0.4  # um: shorter than ell, the homogeneous state is stable

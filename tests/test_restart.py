@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, mpiexec, ssbfrac_cmd, subprocess_env
-from solver.checkpoint import EXIT_CHECKPOINTED
-from solver.output import read_history
-from solver.runner import CHECKPOINT_FILE, STOP_AFTER_ENV, STOP_MARKER, run_state
+from solver.runs.checkpoint import EXIT_CHECKPOINTED
+from solver.runs.writers import read_history
+from solver.runs.rundir import CHECKPOINT_FILE, STOP_AFTER_ENV, STOP_MARKER, run_state
 
 FRACTURE = ROOT / "tests" / "data" / "fracture_small.yaml"
 ELECTROCHEM = ROOT / "tests" / "data" / "electrochem_small.yaml"
@@ -180,7 +180,8 @@ def test_restart_refusals(fracture_runs, tmp_path):
     import h5py
     from mpi4py import MPI
 
-    from solver.runner import RunError, run_case
+    from solver.runs.rundir import RunError
+    from solver.runs.runner import run_case
 
     dirs, _ = fracture_runs
 
@@ -295,8 +296,8 @@ def test_cut_fields_keeps_the_first_steps_and_drops_the_others(tmp_path):
     from dolfinx.io import XDMFFile
     from mpi4py import MPI
 
-    from solver.output import FieldWriter
-    from solver.restart import cut_fields
+    from solver.runs.writers import FieldWriter
+    from solver.runs.restart import cut_fields
 
     domain = mesh.create_unit_square(MPI.COMM_SELF, 3, 3)
     f = fem.Function(fem.functionspace(domain, ("Lagrange", 1)), name="f")

@@ -11,7 +11,7 @@ from mpi4py import MPI
 import rundir_workers
 
 from conftest import run_ssbfrac as run
-from solver.rundir import (MARKER, RunError, claim_run_directory, in_use, make_marked_directory, own_files,
+from solver.runs.rundir import (MARKER, RunError, claim_run_directory, in_use, make_marked_directory, own_files,
                            run_state)
 from solver.hpc.spec import format_value
 

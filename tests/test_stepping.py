@@ -7,8 +7,8 @@ import pytest
 
 from solver.config import AdaptiveSpec, Mechanics
 from solver.numerics.petsc import DIRECT_SOLVE_MAX_DOFS, elasticity_options
-from solver.coupling import GrowthGuard
-from solver.schemes import StepResult
+from solver.numerics.stepping import GrowthGuard
+from solver.numerics.schemes import StepResult
 
 
 def guard(max_growth=5.0):

@@ -14,9 +14,9 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from solver import elasticity as el
-from solver import phasefield as pf
-from solver import schemes
+from solver.physics import elasticity as el
+from solver.physics import phasefield as pf
+from solver.numerics import schemes
 
 E, NU, GC, ELL = 1.0, 0.3, 1.0e-3, 0.03
 H = 0.01

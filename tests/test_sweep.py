@@ -400,7 +400,7 @@ def test_a_run_that_stops_before_its_directory_is_recorded_as_failed(tmp_path):
     assert r.returncode == 2 and "was not made by ssbfrac" in r.stderr, r.stdout + r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["seed=5"]
     # ... but in its own, a run directory of the user's is in the way
-    from solver.rundir import make_marked_directory
+    from solver.runs.rundir import make_marked_directory
 
     out = tmp_path / "out2"
     make_marked_directory(out, "sweep")

@@ -37,11 +37,11 @@ from mpi4py import MPI
 
 from meshes import tags as mtags
 from meshes.geometry import rotation_2d, rotation_from_angles
-from solver import elasticity as el
+from solver.physics import elasticity as el
 from solver.config import CaseError, apply_overrides, validate_case
-from solver.coupling import Simulation
-from solver.mesh import MeshBundle
-from solver.ocv import piecewise_linear, piecewise_linear_slope
+from solver.physics.mechanics import MechanicsProblem as Simulation
+from solver.physics.domain import MeshBundle
+from solver.physics.tables import piecewise_linear, piecewise_linear_slope
 from solver.config.units import to_internal
 
 L = 2.0  # um, side of the block

@@ -29,6 +29,21 @@ class Case(Schema):
     fracture: Fracture = Fracture()
     output: Output = Output()
 
+    @classmethod
+    def from_yaml(cls, path, overrides: list[str] | None = None) -> "Case":
+        """Read and validate a case file, with ``--set``-style overrides ("a.b=value");
+        raises CaseError."""
+        from solver.config.reader import load_case
+
+        return load_case(path, overrides)
+
+    def with_overrides(self, values: dict) -> "Case":
+        """A new case with ``{"dotted.path": value}`` changed (the paths of ``--set``, SI
+        values), validated again; raises CaseError."""
+        from solver.config.reader import apply_values, validate_case
+
+        return validate_case(apply_values(case_to_dict(self), values), f"{self.name} with_overrides")
+
     @model_validator(mode="after")
     def _geometry_materials(self):
         p, m = self.geometry.particles, self.materials

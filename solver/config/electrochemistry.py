@@ -60,7 +60,7 @@ class ActiveTransport(Schema):
     diffusivity: float | None = quantity(None, unit="m^2/s", description="constant lithium diffusivity", gt=0)
     diffusivity_table: DiffusivityTable | None = Field(None, description="diffusivity against x (instead of diffusivity)")
     ocv: str | None = Field(
-        None, description="open-circuit voltage curve of solver/ocv.py: lco_doyle1995 or nmc811_chen2020"
+        None, description="open-circuit voltage curve of solver/physics/electrochemistry/ocv.py: lco_doyle1995 or nmc811_chen2020"
     )
     ocv_table: OCVTable | None = Field(None, description="tabulated open-circuit voltage (instead of ocv)")
     kinetics: Kinetics = Field(default_factory=Kinetics, description="Butler-Volmer kinetics at the interface")
@@ -72,7 +72,7 @@ class ActiveTransport(Schema):
         if (self.ocv is None) == (self.ocv_table is None):
             raise ValueError("give exactly one of ocv (a curve name) and ocv_table")
         if self.ocv is not None:
-            from solver.ocv import CURVES
+            from solver.physics.electrochemistry.ocv import CURVES
 
             if self.ocv not in CURVES:
                 raise ValueError(f"ocv = {self.ocv!r}: unknown curve; known: {', '.join(sorted(CURVES))} (or give ocv_table)")

@@ -144,7 +144,7 @@ class ActiveMaterial(Material):
         (f(x) - f(x_ref)) A. ``lib``: numpy, or ufl for an expression of a field or constant."""
         if self.expansion_table is None:
             return self.expansion * x
-        from solver.ocv import piecewise_linear
+        from solver.physics.tables import piecewise_linear
 
         t = self.expansion_table
         return piecewise_linear(x, t.x, t.strain, lib)
@@ -155,7 +155,7 @@ class ActiveMaterial(Material):
         the segment that holds x (the right-hand one at a point), 0 beyond the ends."""
         if self.expansion_table is None:
             return self.expansion
-        from solver.ocv import piecewise_linear_slope
+        from solver.physics.tables import piecewise_linear_slope
 
         t = self.expansion_table
         return piecewise_linear_slope(x, t.x, t.strain, lib)

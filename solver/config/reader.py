@@ -60,35 +60,52 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     data = copy.deepcopy(data)
     for text in overrides:
         parts, value = parse_override(text)
-        node: Any = data
-        for i, p in enumerate(parts[:-1]):
-            if isinstance(node, list):
-                if not isinstance(p, int) or p >= len(node):
-                    raise CaseError(f"--set {text!r}: {'.'.join(map(str, parts[:i + 1]))} is not an index of the list")
-                node = node[p]
-                continue
-            if not isinstance(node, dict):
-                raise CaseError(f"--set {text!r}: {'.'.join(map(str, parts[:i]))} is not a section")
-            nxt = node.get(p)
-            if not isinstance(nxt, (dict, list)):
-                if isinstance(parts[i + 1], int):
-                    where = ".".join(map(str, parts[: i + 1]))
-                    raise CaseError(
-                        f"--set {text!r}: {where} is not a list in the case file; set the whole list, "
-                        f"e.g. --set {where}=[...]"
-                    )
-                # e.g. boundary.right: roller, then --set mechanics.boundary.right.value=...
-                nxt = {"type": nxt} if isinstance(nxt, str) else {}
-                node[p] = nxt
-            node = nxt
-        last = parts[-1]
-        if isinstance(node, list):
-            if not isinstance(last, int) or last >= len(node):
-                raise CaseError(f"--set {text!r}: index {last} is out of range")
-            node[last] = value
-        else:
-            node[last] = value
+        set_value(data, parts, value, f"--set {text!r}")
     return data
+
+
+def apply_values(data: dict, values: dict[str, Any]) -> dict:
+    """Return a copy of the raw case dict with ``{"key.path": value}`` applied (the paths
+    of ``--set``; values as Python objects)."""
+    data = copy.deepcopy(data)
+    for path, value in values.items():
+        if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
+            raise CaseError(f"{path!r}: expected a dotted field path such as materials.electrolyte.E")
+        parts: list[str | int] = [int(p) if p.isdigit() else p for p in path.split(".")]
+        set_value(data, parts, copy.deepcopy(value), repr(path))
+    return data
+
+
+def set_value(data: dict, parts: list[str | int], value: Any, label: str) -> None:
+    """Set the field at ``parts`` of a raw case dict (``label`` names the change in errors)."""
+    node: Any = data
+    for i, p in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not isinstance(p, int) or p >= len(node):
+                raise CaseError(f"{label}: {'.'.join(map(str, parts[:i + 1]))} is not an index of the list")
+            node = node[p]
+            continue
+        if not isinstance(node, dict):
+            raise CaseError(f"{label}: {'.'.join(map(str, parts[:i]))} is not a section")
+        nxt = node.get(p)
+        if not isinstance(nxt, (dict, list)):
+            if isinstance(parts[i + 1], int):
+                where = ".".join(map(str, parts[: i + 1]))
+                raise CaseError(f"{label}: {where} is not a list in the case file; set the whole list, "
+                                f"e.g. --set {where}=[...]")
+            # e.g. boundary.right: roller, then --set mechanics.boundary.right.value=...
+            nxt = {"type": nxt} if isinstance(nxt, str) else {}
+            node[p] = nxt
+        node = nxt
+    last = parts[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last >= len(node):
+            raise CaseError(f"{label}: index {last} is out of range")
+        node[last] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise CaseError(f"{label}: {'.'.join(map(str, parts[:-1]))} is not a section")
 
 
 def read_yaml(path: str | Path, kind: str = "case", sections: str = "sections") -> dict:

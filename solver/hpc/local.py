@@ -17,7 +17,7 @@ from pathlib import Path
 from solver.hpc.spec import Run, Sweep, write_manifest
 from solver.hpc.status import (RunStatus, counts, failure_text, log_path, print_status, runs_to_launch, state_path,
                                status_command, sweep_status)
-from solver.rundir import CHECKPOINT_FILE, RunError, run_state
+from solver.runs.rundir import CHECKPOINT_FILE, RunError, run_state
 
 
 # --------------------------------------------------------------------------- local backend

@@ -31,7 +31,7 @@ from solver.hpc.queue import jobs_path, load_jobs, squeue_tasks, submitted_tasks
 from solver.hpc.spec import Sweep, write_manifest
 from solver.hpc.status import (RunStatus, counts, log_path, print_status, runs_to_launch, state_path, status_command,
                                sweep_status)
-from solver.rundir import RunError
+from solver.runs.rundir import RunError
 
 
 def array_spec(indices: list[int], max_parallel: int | None = None) -> str:
@@ -54,7 +54,7 @@ def array_spec(indices: list[int], max_parallel: int | None = None) -> str:
 SIGNAL_LEAD_S = 120
 
 
-#: exit status of a run that stopped with a checkpoint (solver.checkpoint.EXIT_CHECKPOINTED)
+#: exit status of a run that stopped with a checkpoint (solver.runs.checkpoint.EXIT_CHECKPOINTED)
 EXIT_CHECKPOINTED = 85
 
 

@@ -42,7 +42,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from solver.config import NAME_PATTERN, CaseError, apply_overrides, format_validation_error, validate_case, yaml_load
 from solver.hpc.queue import queued_tasks
-from solver.rundir import RunError, make_marked_directory
+from solver.runs.rundir import RunError, make_marked_directory
 
 
 #: short names of common case paths in run directory names

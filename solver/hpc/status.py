@@ -13,7 +13,7 @@ from pathlib import Path
 
 from solver.hpc.queue import queued_tasks
 from solver.hpc.spec import Run, Sweep
-from solver.rundir import in_use, run_state
+from solver.runs.rundir import in_use, run_state
 
 
 # --------------------------------------------------------------------------- run states

@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args, comm) -> int:
-    from solver.rundir import RunError, make_marked_directory
+    from solver.runs.rundir import RunError, make_marked_directory
     from solver.hpc.spec import check_complete_runs, validate_runs
     from solver.hpc.status import print_status, sweep_status
     from solver.hpc.sweep import apply_command_line, launch

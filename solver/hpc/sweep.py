@@ -13,7 +13,7 @@ from solver.config import CaseError
 from solver.hpc.local import run_local
 from solver.hpc.spec import Sweep, SweepSpec, check_complete_runs, load_sweep, validate_runs
 from solver.hpc.status import print_status, sweep_status
-from solver.rundir import RunError
+from solver.runs.rundir import RunError
 
 
 # --------------------------------------------------------------------------- command line

@@ -126,7 +126,7 @@ class ElasticFields:
     def from_phases(domain: dmesh.Mesh, cell_tags, phase_of_tag: Callable[[np.ndarray], np.ndarray],
                     props: dict[str, dict], particles: list[dict] | None = None) -> "ElasticFields":
         """props[phase] = {"E": .., "nu": .., "expansion": .., and optionally "strain_law":
-        f(x, lib) and "anisotropy": [a1, a2, a3]} (:func:`solver.mesh.phase_properties`);
+        f(x, lib) and "anisotropy": [a1, a2, a3]} (:func:`phase_properties`);
         phase_of_tag maps cell tag values to phase names. ``particles``: the particle list of
         the mesh (``info["packing"]["particles"]``, dicts of meshes.geometry.Particle), whose
         orientations turn an anisotropic expansion; cells tagged 1000 + i or 1000000 + i
@@ -209,6 +209,33 @@ def chemical_eigenstrain(mat: ElasticFields, x, x_ref):
         vol = vol + chi * (f(x, ufl) - f(x_ref, ufl))
     eps = (vol / 3.0) * ufl.Identity(3) if mat.A is None else vol * mat.A
     return eps, ufl.tr(eps)
+
+
+def phase_properties(materials) -> dict[str, dict]:
+    """Elastic properties {"E", "nu", "expansion"} of every phase of a case (internal units):
+    the separator and the collector-side layer default to the electrolyte; coating and
+    active_b are present when the case gives them. The active materials also have
+    "strain_law" (None for the linear law ``expansion`` x, else ``f(x, lib)``, the tabulated
+    volumetric strain) and "anisotropy" (relative principal strains, or None if isotropic)."""
+    def props(m):
+        return {"E": m.E, "nu": m.nu, "expansion": 0.0}
+
+    def active(m):
+        return {"E": m.E, "nu": m.nu, "expansion": m.expansion,
+                "strain_law": None if m.expansion_table is None else m.volumetric_strain,
+                "anisotropy": None if m.isotropic else list(m.anisotropy)}
+
+    out = {
+        "electrolyte": props(materials.electrolyte),
+        "separator": props(materials.separator or materials.electrolyte),
+        "collector_layer": props(materials.collector_layer or materials.electrolyte),
+        "active": active(materials.active),
+    }
+    if materials.coating is not None:
+        out["coating"] = props(materials.coating)
+    if materials.active_b is not None:
+        out["active_b"] = active(materials.active_b)
+    return out
 
 
 # ----------------------------------------------------------------------------- boundary conditions

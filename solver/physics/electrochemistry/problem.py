@@ -3,7 +3,7 @@
 Unknowns and equations (docs/electrochemistry.md; internal units um, s, A, V, mol; in 2D
 every extensive quantity is per um of thickness):
 
-* x, the lithium fraction of the particles (P1): lithium diffusion (:mod:`solver.diffusion`)
+* x, the lithium fraction of the particles (P1): lithium diffusion (:mod:`solver.physics.diffusion`)
   with the molar influx N = -i_n / F through the particle surfaces;
 * phi_e, the ionic potential (P1) of every non-particle cell (electrolyte, separator,
   collector layer, coating): div(kappa_eff grad phi_e) = 0, a single-ion conductor,
@@ -76,10 +76,10 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from meshes import tags as mtags
-from solver import diffusion as dif
-from solver.diffusion import FARADAY, R_GAS
-from solver.mesh import phase_of_tags
-from solver.ocv import get_ocv
+from solver.physics import diffusion as dif
+from solver.physics.constants import FARADAY, R_GAS
+from meshes.tags import phase_of_tags
+from solver.physics.electrochemistry.ocv import get_ocv
 from solver.config.units import GPA_UM3_TO_J, is_internal
 
 #: ids of the one-sided facet measure: the particle surfaces, the lithium-metal side
@@ -577,7 +577,7 @@ class ElectrochemistryProblem:
         current (A), time (s), charge (C), protocol position, predictor data and the
         segment log. JSON types and numpy arrays, the same on every rank. The fields
         ``x``, ``x_old``, ``phi_e``, ``phi_s`` and ``damage`` are not included: store them
-        as functions (:mod:`solver.checkpoint`)."""
+        as functions (:mod:`solver.runs.checkpoint`)."""
         s = self._snapshot()
         for key in ("x", "x_old", "phi", "phi_s", "log"):
             del s[key]

@@ -1,7 +1,7 @@
-"""Run outputs: field time series (XDMF/HDF5), history.csv, summary.json, progress.
+"""The files of a run: field time series (XDMF/HDF5, VTX), history.csv, profiles.csv, JSON.
 
-Exporters are separate from the physics: they receive functions and numbers.
-Field files are written collectively; CSV/JSON and progress only by rank 0.
+Writers are separate from the physics: they receive functions and numbers. Field files
+are written collectively; CSV and JSON only by rank 0.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import csv
 import json
 import math
 import os
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -227,53 +225,3 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-class Progress:
-    """Progress on rank 0: a tqdm bar on a terminal, plain lines in batch jobs."""
-
-    def __init__(self, comm: MPI.Comm, total: float, mode: str = "auto", label: str = "ssbfrac"):
-        self.active = comm.rank == 0 and mode != "none"
-        self.bar = None
-        self.total = total
-        self.label = label
-        self._last_line = 0.0
-        self._t0 = time.perf_counter()
-        if not self.active:
-            return
-        use_bar = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
-        if use_bar:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=label, unit="load", bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} [{elapsed}<{remaining}] {postfix}")
-
-    def set_total(self, total: float) -> None:
-        self.total = total
-        if self.bar is not None:
-            self.bar.total = total
-            self.bar.refresh()
-
-    def update(self, position: float, info: str) -> None:
-        if not self.active:
-            return
-        if self.bar is not None:
-            self.bar.n = min(position, self.total)
-            self.bar.set_postfix_str(info, refresh=True)
-        else:
-            now = time.perf_counter()
-            if now - self._last_line >= 2.0 or position >= self.total:
-                self._last_line = now
-                pct = 100.0 * position / self.total if self.total else 100.0
-                print(f"[{self.label}] {pct:5.1f}% {info} ({now - self._t0:.1f} s)", flush=True)
-
-    def message(self, text: str) -> None:
-        if not self.active:
-            return
-        if self.bar is not None:
-            self.bar.write(text)
-        else:
-            print(f"[{self.label}] {text}", flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -32,11 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-
-def _clip(x, lo: float, hi: float, lib):
-    if lib is np:
-        return np.clip(x, lo, hi)
-    return lib.min_value(lib.max_value(x, lo), hi)
+from solver.physics.tables import clip, piecewise_linear
 
 
 def lco_doyle1995(x, lib=np):
@@ -61,7 +57,7 @@ def lco_doyle1995(x, lib=np):
     x = 0.5.
     """
     lo, hi = CLAMP["lco_doyle1995"]
-    s = 1.062 * _clip(x, lo, hi, lib)
+    s = 1.062 * clip(x, lo, hi, lib)
     t = lib.tanh
     return (2.16216 + 0.07645 * t(30.834 - 54.4806 * s) + 2.1581 * t(52.294 - 50.294 * s)
             - 0.14169 * t(11.0923 - 19.8543 * s) + 0.2051 * t(1.4684 - 5.4888 * s)
@@ -85,7 +81,7 @@ def nmc811_chen2020(x, lib=np):
     terms nearly cancel: evaluate in double precision.
     """
     lo, hi = CLAMP["nmc811_chen2020"]
-    x = _clip(x, lo, hi, lib)
+    x = clip(x, lo, hi, lib)
     t = lib.tanh
     return (-0.8090 * x + 4.4875 - 0.0428 * t(18.5138 * (x - 0.5542))
             - 17.7326 * t(15.7890 * (x - 0.3117)) + 17.5842 * t(15.9308 * (x - 0.3120)))
@@ -102,52 +98,6 @@ CURVES: dict[str, Callable] = {
     "lco_doyle1995": lco_doyle1995,
     "nmc811_chen2020": nmc811_chen2020,
 }
-
-
-def piecewise_linear(x, xs, ys, lib=np):
-    """The piecewise-linear interpolant of the points (xs, ys), constant beyond the ends,
-    written as a sum of ramps so that it is one UFL expression (and NumPy-evaluable):
-
-        y = y_0 + s_0 (xc - x_0) + sum_k (s_k - s_(k-1)) max(xc - x_k, 0),  xc = clip(x)
-
-    with s_k the slope of segment k."""
-    xs, ys, slopes = _segments(xs, ys)
-    xc = _clip(x, xs[0], xs[-1], lib)
-    y = ys[0] + slopes[0] * (xc - xs[0])
-    for k in range(1, len(slopes)):
-        ramp = np.maximum(xc - xs[k], 0.0) if lib is np else lib.max_value(xc - xs[k], 0.0)
-        y = y + (slopes[k] - slopes[k - 1]) * ramp
-    return y
-
-
-def piecewise_linear_slope(x, xs, ys, lib=np):
-    """The derivative of :func:`piecewise_linear` in x: the slope of the segment that holds
-    x (at a point of the table, the segment to its right), 0 beyond the ends:
-
-        dy/dx = sum_k (s_k - s_(k-1)) H(x - x_k) - s_(n-1) H(x - x_n),  s_(-1) = 0
-
-    with H(t) = 1 for t >= 0, else 0 (NumPy or one UFL expression)."""
-    xs, ys, slopes = _segments(xs, ys)
-    if lib is np:
-        x = np.asarray(x, dtype=float)
-        k = np.clip(np.searchsorted(xs, x, side="right") - 1, 0, len(slopes) - 1)
-        return np.where((x >= xs[0]) & (x < xs[-1]), np.asarray(slopes)[k], 0.0)
-    step = lambda a: lib.conditional(lib.ge(x, a), 1.0, 0.0)  # noqa: E731
-    s = slopes[0] * step(xs[0])
-    for k in range(1, len(slopes)):
-        s = s + (slopes[k] - slopes[k - 1]) * step(xs[k])
-    return s - slopes[-1] * step(xs[-1])
-
-
-def _segments(xs, ys) -> tuple[list[float], list[float], list[float]]:
-    """The points of a table as floats and the slope of each segment (validated)."""
-    xs = [float(v) for v in xs]
-    ys = [float(v) for v in ys]
-    if len(xs) != len(ys) or len(xs) < 2:
-        raise ValueError("a table needs at least two points and as many x as y values")
-    if any(b <= a for a, b in zip(xs, xs[1:])):
-        raise ValueError(f"table x values must increase strictly; got {xs}")
-    return xs, ys, [(ys[k + 1] - ys[k]) / (xs[k + 1] - xs[k]) for k in range(len(xs) - 1)]
 
 
 @dataclass(frozen=True)

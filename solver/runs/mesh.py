@@ -10,7 +10,6 @@ mesh statistics, tags) are written by rank 0.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +20,9 @@ from meshes.builder import MeshSizes, build, mesh_report, mesh_statistics
 from meshes.io import read_particles, write_json
 from meshes.packing import DEFAULT_ASPECT, Packing, PackingError, PackingSpec, pack as pack_particles
 from meshes.packing import packing_from_particles
+from solver.physics.domain import MeshBundle
 
 
-@dataclass
-class MeshBundle:
-    mesh: object
-    cell_tags: object
-    facet_tags: object
-    info: dict = field(default_factory=dict)  # metadata (same on every rank)
-
-    @property
-    def gdim(self) -> int:
-        return self.mesh.geometry.dim
 
 
 def packing_spec(case_internal) -> PackingSpec:
@@ -197,48 +187,7 @@ def _cell_sizes(domain, comm) -> tuple[float, float]:
     return hmin, hmax
 
 
-#: phase names of cell tags (meshes/tags.py)
-PHASES = ("electrolyte", "separator", "collector_layer", "coating", "active", "active_b")
 
 
-def phase_of_tags(values: np.ndarray) -> np.ndarray:
-    """Phase name of each cell tag value: electrolyte (1), separator (2), collector_layer
-    (3), coating (4), active (1000 + i) or active_b (1000000 + i); see meshes/tags.py."""
-    values = np.asarray(values)
-    out = np.full(values.shape, "electrolyte", dtype=object)
-    for name, tag in tags.PHASE_CELLS.items():
-        out[values == tag] = name
-    out[values >= tags.PARTICLE_BASE] = "active"
-    out[values >= tags.PARTICLE_B_BASE] = "active_b"
-    unknown = (values < tags.PARTICLE_BASE) & ~np.isin(values, list(tags.PHASE_CELLS.values()))
-    if np.any(unknown):
-        raise ValueError(f"cell tags {sorted(set(values[unknown].tolist()))} are not in the ssbfrac convention "
-                         f"(meshes/tags.py)")
-    return out.astype(str)
 
 
-def phase_properties(materials) -> dict[str, dict]:
-    """Elastic properties {"E", "nu", "expansion"} of every phase of a case (internal units):
-    the separator and the collector-side layer default to the electrolyte; coating and
-    active_b are present when the case gives them. The active materials also have
-    "strain_law" (None for the linear law ``expansion`` x, else ``f(x, lib)``, the tabulated
-    volumetric strain) and "anisotropy" (relative principal strains, or None if isotropic)."""
-    def props(m):
-        return {"E": m.E, "nu": m.nu, "expansion": 0.0}
-
-    def active(m):
-        return {"E": m.E, "nu": m.nu, "expansion": m.expansion,
-                "strain_law": None if m.expansion_table is None else m.volumetric_strain,
-                "anisotropy": None if m.isotropic else list(m.anisotropy)}
-
-    out = {
-        "electrolyte": props(materials.electrolyte),
-        "separator": props(materials.separator or materials.electrolyte),
-        "collector_layer": props(materials.collector_layer or materials.electrolyte),
-        "active": active(materials.active),
-    }
-    if materials.coating is not None:
-        out["coating"] = props(materials.coating)
-    if materials.active_b is not None:
-        out["active_b"] = active(materials.active_b)
-    return out

@@ -24,7 +24,7 @@ integrals, :func:`one_sided_facets`): the surface of particle i (facet tag 1000 
 interior facet when electrolyte surrounds it and an exterior one in a particle-only mesh.
 
 :class:`ParticleDiffusion` solves the transport alone under a prescribed surface influx
-(verification against Crank's series, tests/test_diffusion.py); :mod:`solver.electrochemistry`
+(verification against Crank's series, tests/test_diffusion.py); :mod:`solver.physics.electrochemistry`
 uses the same forms with the Butler-Volmer flux.
 
 Units (internal): um, s, mol; D in um^2/s, c in mol/um^3, N in mol/(um^2 s).
@@ -39,11 +39,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from meshes import tags as mtags
-from solver.ocv import piecewise_linear
-
-#: gas constant (J/(mol K)) and Faraday constant (C/mol), CODATA 2018 exact values
-R_GAS = 8.314462618
-FARADAY = 96485.33212
+from solver.physics.tables import piecewise_linear
 
 
 # ----------------------------------------------------------------------------- mesh helpers

@@ -1,17 +1,13 @@
-"""The coupled problem of one run and its load stepping.
+"""The mechanics of a composite cathode: displacement and, with fracture, damage.
 
-:class:`Simulation` builds function spaces, forms and solvers once (from a case in
-internal units and a distributed mesh). :meth:`Simulation.solve_step` solves one load
-step: elasticity alone, or displacement and damage together by alternate minimisation
-(plain, Anderson-accelerated or over-relaxed). :func:`run_loading` walks the loading
-path with adaptive steps and hands every accepted step to the exporters.
+:class:`MechanicsProblem` builds function spaces, forms and solvers once (from a case in
+internal units and a distributed mesh). :meth:`MechanicsProblem.solve_step` solves one
+load or time step at the present lithium fraction: elasticity alone, or displacement and
+damage together by alternate minimisation (plain, Anderson-accelerated or over-relaxed,
+:mod:`solver.numerics.schemes`). The step loop is :mod:`solver.numerics.stepping`.
 """
 
 from __future__ import annotations
-
-import math
-import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import ufl
@@ -20,22 +16,16 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from meshes import tags as mtags
-from solver import elasticity as el
-from solver import phasefield as pf
-from solver import schemes
+from meshes.tags import AM_PHASES, PHASE_CODES, SE_PHASES, phase_of_tags
+from solver.numerics import schemes
 from solver.numerics.petsc import elasticity_options
-from solver.schemes import Accelerator, StepResult
-from solver.loading import LoadPath
-from solver.mesh import MeshBundle, phase_of_tags, phase_properties
+from solver.numerics.schemes import Accelerator, StepResult
+from solver.physics import elasticity as el
+from solver.physics import phasefield as pf
+from solver.physics.domain import MeshBundle
 
 
-#: numbers of the phases in the ``phase`` output field
-PHASE_CODES = {"electrolyte": 1, "active": 2, "active_b": 3, "separator": 4, "collector_layer": 5, "coating": 6}
-SE_PHASES = ["electrolyte", "separator", "collector_layer"]
-AM_PHASES = ["active", "active_b"]
-
-
-class Simulation:
+class MechanicsProblem:
     """Displacement (and damage) for a composite cathode under a prescribed lithiation.
 
     Args:
@@ -75,7 +65,7 @@ class Simulation:
             vals >= mtags.PARTICLE_B_BASE, vals - mtags.PARTICLE_B_BASE,
             np.where(vals >= mtags.PARTICLE_BASE, vals - mtags.PARTICLE_BASE, -1))
         m = case.materials
-        props = phase_properties(m)
+        props = el.phase_properties(m)
         self.mat = el.ElasticFields.from_phases(domain, cell_tags, phase_of_tags, props,
                                                 bundle.info.get("packing", {}).get("particles", []))
         # lithium fraction: uniform and prescribed (a Constant), or a field
@@ -366,179 +356,3 @@ def cell_midpoints(domain, cells: np.ndarray) -> np.ndarray:
     from dolfinx.mesh import compute_midpoints
 
     return compute_midpoints(domain, domain.topology.dim, cells)
-
-
-# ---------------------------------------------------------------------- the load-stepping loop
-@dataclass
-class StepRecord:
-    step: int
-    accepted: bool
-    load: float
-    result: StepResult
-    measures: dict = field(default_factory=dict)
-
-
-class GrowthGuard:
-    """Rejects a step whose crack grew too brutally (adaptive stepping with fracture).
-
-    A step is rejected when the regularised crack length grew by more than
-    ``max_crack_growth`` (default 20 ell), unless it is already the smallest step or the
-    jump did not shrink when the step was cut (an unstable growth: a property of the
-    solution, not of the step size, so it is accepted and reported). A rejected jump is
-    remembered until the loading reaches the point of the rejected trial: a jump at least
-    half as large on the way there (after the cut) is taken as that unstable growth.
-    """
-
-    def __init__(self, sim: Simulation):
-        ad = sim.case.fracture.adaptive
-        self.active = ad.enabled and sim.fracture
-        self.max_growth = math.inf
-        if sim.fracture:
-            ell = max(r["ell"] for k, r in sim.failure.items() if k != "interface_band")
-            self.max_growth = ad.max_crack_growth if ad.max_crack_growth is not None else 20.0 * ell
-        self.last_crack = 0.0
-        self._rejected = None  # crack growth of the last step rejected as too brutal
-        self._rejected_at = None  # load coordinate (or time) of that rejected trial
-
-    def accept(self, meas: dict, res: StepResult, smallest: bool, at: float | None = None) -> bool:
-        """True if the solved step to load coordinate (or time) ``at`` may be accepted
-        (sets ``res.reason`` otherwise, or when an unstable growth is accepted)."""
-        if not self.active or smallest:
-            return True
-        growth = meas["crack_length"] - self.last_crack
-        if growth <= self.max_growth:
-            return True
-        if self._rejected is not None and growth >= 0.5 * self._rejected:
-            res.reason = f"unstable crack growth of {growth:.3g} um accepted"
-            return True
-        self._rejected, self._rejected_at = growth, at
-        res.reason = f"crack grew by {growth:.3g} um (> {self.max_growth:.3g})"
-        return False
-
-    def accepted(self, meas: dict, at: float | None = None) -> None:
-        """Record an accepted step (to ``at``)."""
-        if at is None or self._rejected_at is None or at >= self._rejected_at * (1 - 1e-12):
-            self._rejected = self._rejected_at = None
-        if "crack_length" in meas:
-            self.last_crack = meas["crack_length"]
-
-    def state(self) -> dict:
-        """What a checkpoint needs to continue: the crack length of the last accepted step
-        (um), the growth of the last step rejected as too brutal (um, or None) and where
-        that trial ended."""
-        return {"last_crack": self.last_crack, "rejected": self._rejected, "rejected_at": self._rejected_at}
-
-    def load_state(self, state: dict) -> None:
-        """Restore :meth:`state`."""
-        self.last_crack = float(state["last_crack"])
-        self._rejected = None if state["rejected"] is None else float(state["rejected"])
-        at = state.get("rejected_at")
-        self._rejected_at = None if at is None else float(at)
-
-
-def run_loading(sim: Simulation, path: LoadPath, on_step, progress=None, max_steps: int = 100000,
-                resume: dict | None = None, at_boundary=None) -> dict:
-    """Walk the load path with adaptive steps.
-
-    ``on_step(record)`` is called for every accepted and rejected step (after
-    ``sim.update_outputs()`` for accepted ones). Returns counters for the summary.
-
-    Checkpoints: ``at_boundary(state)``, if given, is called after every accepted step
-    that does not end the path (after ``on_step``) with the loop state, a dict of JSON
-    types: load coordinate ``s``, step size ``h``, step counts, solver counters, the
-    :class:`GrowthGuard` state and ``wall`` (s of solving so far). If it returns True
-    the loop stops there, and a later call with ``resume=state`` continues exactly from
-    that point (the fields of ``sim``: u, d, d_prev and H_hist, must be restored first).
-    """
-    case = sim.case
-    ad = case.fracture.adaptive
-    adaptive = ad.enabled and sim.fracture
-    h0 = 1.0 / case.loading.steps
-    h = h0
-    h_min, h_max = h0 * ad.min_step_fraction, h0 * ad.max_step_fraction
-    guard = GrowthGuard(sim)
-    s = 0.0
-    total = path.length
-    step = 0
-    accepted = rejected = 0
-    counters = new_counters()
-    wall0 = 0.0
-    if resume is not None:
-        s, h = float(resume["s"]), float(resume["h"])
-        step, accepted, rejected = int(resume["step"]), int(resume["accepted"]), int(resume["rejected"])
-        counters.update({k: int(v) for k, v in resume["counters"].items()})
-        guard.load_state(resume["guard"])
-        wall0 = float(resume["wall"])
-    t_start = time.perf_counter() - wall0
-    sim.set_load(path.x(s), path.x_ref)
-    while s < total - 1e-12:
-        if step >= max_steps:
-            raise RuntimeError(f"more than {max_steps} steps: the step size collapsed")
-        # never step over a turning point of the path
-        s_next = min(s + h, path.next_turn(s), total)
-        smallest = (s_next - s) <= h_min * 1.0001
-        sim.save_state()
-        sim.set_load(path.x(s_next), path.x_ref)
-        res = sim.solve_step()
-        add_counters(counters, res)
-        step += 1
-        meas = None
-        ok = res.converged
-        if not ok and (smallest or not adaptive):
-            raise StepFailure(f"load step to {s_next:.6g} failed at the smallest step: {res.reason}")
-        if ok:
-            sim.update_outputs()
-            meas = sim.measures()
-            ok = guard.accept(meas, res, smallest, at=s_next)
-        if ok:
-            sim.accept()
-            guard.accepted(meas, at=s_next)
-            accepted += 1
-            meas["wall"] = time.perf_counter() - t_start
-            on_step(StepRecord(step, True, s_next, res, meas))
-            s = s_next
-            if adaptive and res.iterations <= ad.easy_iterations:
-                h = min(h * ad.growth_factor, h_max)
-            if progress is not None:
-                progress.update(s, _progress_info(meas, res))
-                if res.reason:
-                    progress.message(f"load {s:.4f}: {res.reason}")
-            if at_boundary is not None and s < total - 1e-12:
-                state = {"s": s, "h": h, "step": step, "accepted": accepted, "rejected": rejected,
-                         "counters": dict(counters), "guard": guard.state(),
-                         "wall": time.perf_counter() - t_start}
-                if at_boundary(state):
-                    break
-        else:
-            rejected += 1
-            sim.restore_state()
-            sim.set_load(path.x(s), path.x_ref)
-            on_step(StepRecord(step, False, s_next, res, {"wall": time.perf_counter() - t_start}))
-            h = max((s_next - s) * ad.cut_factor, h_min)
-            if progress is not None:
-                progress.message(f"step to load {s_next:.4f} rejected ({res.reason}); new step {h:.3g}")
-    counters.update({"steps": step, "accepted_steps": accepted, "rejected_steps": rejected})
-    return counters
-
-
-COUNTERS = ("elastic_solves", "damage_solves", "newton_iterations", "iterations", "linear_iterations")
-
-
-def new_counters() -> dict:
-    return {k: 0 for k in COUNTERS}
-
-
-def add_counters(counters: dict, res: StepResult) -> None:
-    for k in COUNTERS:
-        counters[k] += getattr(res, k)
-
-
-def _progress_info(meas: dict, res: StepResult) -> str:
-    txt = f"x={meas['x']:.3f} s1_SE={meas['sigma1_max_SE']:.0f}MPa"
-    if "crack_length" in meas:
-        txt += f" crack={meas['crack_length']:.2f}um it={res.iterations}"
-    return txt
-
-
-class StepFailure(RuntimeError):
-    """A load step could not be solved even at the smallest step size."""

@@ -30,21 +30,18 @@ File layout (``FORMAT``, version ``FORMAT_VERSION``)::
     /state/json              JSON text of the state, arrays replaced by references
     /state/arrays/<i>        the numpy arrays of the state
 
-Stopping a batch job cleanly: :class:`StopRequest` turns SIGTERM/SIGUSR1 into a flag
-that the time loop checks between steps; the run then writes a checkpoint and exits
-with :data:`EXIT_CHECKPOINTED`.
+Stopping a batch job cleanly: :class:`solver.runs.stop.StopRequest` turns SIGTERM/SIGUSR1
+into a flag that the step loop checks between steps; the run then writes a checkpoint and
+exits with :data:`EXIT_CHECKPOINTED`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -55,7 +52,7 @@ from mpi4py import MPI
 #: value of the ``format`` attribute of a checkpoint file
 FORMAT = "ssbfrac-checkpoint"
 #: layout version; bumped when the layout changes incompatibly
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: exit code of a run that stopped on request after writing its checkpoint
 EXIT_CHECKPOINTED = 85
 #: default matching tolerance, relative to the smallest cell size of the mesh
@@ -448,78 +445,3 @@ def _scatter_function(name: str, f: fem.Function, stored: tuple[np.ndarray, np.n
 
 
 # --------------------------------------------------------------------------- stopping
-
-
-class StopRequest:
-    """Turn SIGTERM and SIGUSR1 into a "stop at the next step" flag.
-
-    Create it in the main thread before the time loop (elsewhere no handler can be
-    installed and only :meth:`request` sets the flag); check :meth:`requested` between
-    steps; on ``True`` write a checkpoint and exit with :data:`EXIT_CHECKPOINTED`::
-
-        with StopRequest() as stop:
-            for step in steps:
-                advance(step)
-                if stop.requested(comm):
-                    write_checkpoint(out / "checkpoint.h5", fields, state, comm)
-                    sys.exit(EXIT_CHECKPOINTED)
-
-    Under Slurm, ``#SBATCH --signal=TERM@120`` (or ``--signal=USR1@120``) signals the
-    tasks of the job steps, i.e. ranks started with ``srun``, 120 s before the time
-    limit: two minutes to finish the current step and write the checkpoint. With
-    ``#SBATCH --signal=B:TERM@120`` only the batch shell is signalled, which is what a
-    script that starts the ranks with ``mpiexec`` needs; it forwards the signal (MPICH's
-    ``mpiexec`` passes SIGTERM and SIGUSR1 on to all ranks)::
-
-        "$MPIEXEC" -n "$SLURM_NTASKS" ssbfrac run ... &
-        pid=$!
-        trap 'kill -TERM $pid' TERM
-        wait $pid; wait $pid    # the first wait returns when the trap fires
-        status=$?               # EXIT_CHECKPOINTED (85): resubmit to continue
-
-    Without ``--signal``, Slurm sends SIGTERM only at the time limit itself and SIGKILL
-    ``KillWait`` seconds later (30 s by default), which may be too short for a step.
-
-    The previous handlers are put back by :meth:`restore` (or on leaving the ``with``
-    block).
-    """
-
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1)) -> None:
-        self.signum: int | None = None  #: the signal received, 0 after request(), None if none
-        self._previous: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in signals:
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signum = signum
-
-    @property
-    def installed(self) -> bool:
-        """Whether signal handlers are installed (only from the main thread)."""
-        return bool(self._previous)
-
-    def request(self) -> None:
-        """Set the flag without a signal (on this rank)."""
-        if self.signum is None:
-            self.signum = 0
-
-    def requested(self, comm: MPI.Comm | None = None) -> bool:
-        """Whether a stop was requested; with ``comm``, on any of its ranks (collective,
-        so that all ranks take the same decision)."""
-        flag = int(self.signum is not None)
-        if comm is not None:
-            flag = comm.allreduce(flag, op=MPI.MAX)
-        return bool(flag)
-
-    def restore(self) -> None:
-        """Put back the handlers that were installed before (idempotent)."""
-        for sig, previous in self._previous.items():
-            signal.signal(sig, signal.SIG_DFL if previous is None else previous)
-        self._previous = {}
-
-    def __enter__(self) -> StopRequest:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.restore()

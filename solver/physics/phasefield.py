@@ -35,7 +35,7 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from solver import elasticity as el
+from solver.physics import elasticity as el
 
 CW = {"AT1": 8.0 / 3.0, "AT2": 2.0}
 

@@ -1,8 +1,8 @@
 """Restart of a run from its checkpoint: what must match, the stop record, and cutting
 the outputs (history.csv, profiles.csv, the field series) back to the checkpointed step.
 
-The checkpoint file itself is :mod:`solver.checkpoint`; the run loop that writes and
-reads it is :mod:`solver.runner`.
+The checkpoint file itself is :mod:`solver.runs.checkpoint`; the run loop that writes and
+reads it is :mod:`solver.runs.runner`.
 """
 
 from __future__ import annotations
@@ -19,17 +19,14 @@ import yaml
 from mpi4py import MPI
 
 from solver.config import Case, case_to_dict
-from solver.rundir import (CHECKPOINT_FILE, COMPLETION_MARKER, STOP_MARKER, RunCheckpointed, RunError,
+from solver.runs.rundir import (CHECKPOINT_FILE, COMPLETION_MARKER, STOP_MARKER, RunCheckpointed, RunError,
                            run_state)
 
 
-def restart_command(case_path: str | Path, out: Path, overrides: list[str]) -> str:
-    """The command line that continues a run from its checkpoint (prefix it with
-    ``mpiexec -n N`` or ``srun`` for several ranks)."""
-    words = ["ssbfrac", "run", str(case_path), "--out", str(out)]
-    for o in overrides:
-        words += ["--set", o]
-    return shlex.join(words + ["--restart"])
+def restart_command(out: Path) -> str:
+    """The command line that continues the run in ``out`` from its checkpoint, with the
+    run's own resolved case (prefix it with ``mpiexec -n N`` or ``srun`` for several ranks)."""
+    return shlex.join(["ssbfrac", "run", str(Path(out) / "case.yaml"), "--out", str(out), "--restart"])
 
 
 def case_fingerprint(case: Case, mesh_info: dict) -> dict:
@@ -89,11 +86,12 @@ def check_restart(out: Path, case: Case, comm: MPI.Comm) -> None:
         raise RunError(err)
 
 
-def record_stop(out: Path, case: Case, loop_state: dict, accepted: int, cycling: bool, command: str,
-                 comm: MPI.Comm) -> RunCheckpointed:
-    """Write stopped.json for a run that stopped on request; returns the exception to raise."""
-    from solver.output import write_json
+def record_stop(out: Path, case: Case, loop_state: dict, accepted: int, where: str, comm: MPI.Comm) -> RunCheckpointed:
+    """Write stopped.json for a run that stopped on request after its checkpoint; returns
+    the exception to raise. ``where``: the point reached (e.g. "t = 1200 s")."""
+    from solver.runs.writers import write_json
 
+    command = restart_command(out)
     signum = loop_state.get("signal", -1)
     reason = signal.Signals(signum).name if signum > 0 else "stop requested"
     info = {
@@ -102,16 +100,11 @@ def record_stop(out: Path, case: Case, loop_state: dict, accepted: int, cycling:
         "checkpoint": CHECKPOINT_FILE,
         "step": loop_state["step"],
         "accepted_steps": accepted,
+        "where": where,
         "ranks": comm.size,
         "restart_command": command,
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if cycling:
-        info["time_s"] = loop_state["ec"]["time"]
-        where = f"t = {info['time_s']:.6g} s"
-    else:
-        info["load"] = loop_state["s"]
-        where = f"load {info['load']:.6g}"
     write_json(out / STOP_MARKER, info, comm)
     message = (f"[{case.name}] stopped ({reason}) after step {loop_state['step']} ({accepted} accepted, {where}); "
                f"checkpoint: {out / CHECKPOINT_FILE}. Continue with (any number of ranks): {command}")
