@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from meshes import tags
-from meshes.geometry import Particle, polyhedron_faces
+from meshes.geometry import Particle
+from meshes.shapes import polyhedron_faces
 from meshes.packing import Packing
 
 

@@ -156,7 +156,7 @@ class ParticleSpec(Schema):
         if self.corner_radius > 0:
             if self.shape != "polygon":
                 raise ValueError(f"corner_radius is for polygons only (shape is {self.shape})")
-            from meshes.geometry import MIN_ROUNDNESS
+            from meshes.shapes import MIN_ROUNDNESS
 
             inner = rmin * (math.cos(math.pi / self.sides) if self.irregularity == 0 else MIN_ROUNDNESS)
             if self.corner_radius > 0.5 * inner:

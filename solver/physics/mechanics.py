@@ -339,7 +339,8 @@ class MechanicsProblem:
 
 def _interface_band_cells(domain, cell_tags, info: dict, width: float) -> np.ndarray:
     """Electrolyte cells whose midpoint lies within ``width`` of a particle surface."""
-    from meshes.geometry import Particle, particle_surface_distance
+    from meshes.geometry import Particle
+    from meshes.separation import particle_surface_distance
 
     se = cell_tags.indices[cell_tags.values == mtags.ELECTROLYTE]
     if len(se) == 0:

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from meshes.geometry import Particle, _polygon_signed_distance, make_particle
+from meshes.geometry import Particle, make_particle
+from meshes.separation import _polygon_signed_distance
 from meshes.packing import PackingError, PackingSpec, check_packing, contact_summary, pack
 
 

@@ -36,7 +36,7 @@ from dolfinx import fem, mesh as dmesh
 from mpi4py import MPI
 
 from meshes import tags as mtags
-from meshes.geometry import rotation_2d, rotation_from_angles
+from meshes.shapes import rotation_2d, rotation_from_angles
 from solver.physics import elasticity as el
 from solver.config import CaseError, apply_overrides, validate_case
 from solver.physics.mechanics import MechanicsProblem as Simulation
