@@ -73,7 +73,7 @@ class RunResult:
         """Every scalar field of one field output (index into :attr:`output_times`,
         negative from the end) as numpy arrays, with ``points`` (um), ``cells`` (node
         indices) and ``time`` (s). Point fields have one value per point, cell fields one
-        per cell; the displacement has one row of components per point."""
+        per cell; the displacement has one row of gdim components per point."""
         import h5py
 
         from postprocess.fields import read_field_file
@@ -85,7 +85,11 @@ class RunResult:
             for name, keys in ff.keys.items():
                 if time in keys:
                     data = np.asarray(h5[f"Function/{name}/{keys[time]}"][...], dtype=float)
-                    out[name] = data[:, 0] if data.ndim == 2 and data.shape[1] == 1 else data
+                    if data.ndim == 2 and data.shape[1] == 1:
+                        data = data[:, 0]
+                    elif data.ndim == 2 and data.shape[1] == 3 and ff.gdim == 2:
+                        data = data[:, :2]  # XDMF pads 2D vectors with a zero third component
+                    out[name] = data
         return out
 
     def plot(self, steps: list[str] | None = None, abscissa: str = "vol_strain") -> dict:
