@@ -32,7 +32,7 @@ def test_default_case_history_is_unchanged(tmp_path):
         if a.dtype.kind not in "fi":
             assert list(a) == list(b), col
         elif col in COUNTS:
-            assert np.array_equal(a, b), f"{col}: {a} != {b}"
+            assert np.array_equal(a, b, equal_nan=True), f"{col}: {a} != {b}"
         else:
             scale = max(float(np.nanmax(np.abs(a))), 1e-30)
             assert np.allclose(a, b, rtol=RTOL, atol=RTOL * scale, equal_nan=True), f"{col}: {a} != {b}"

@@ -430,7 +430,7 @@ def test_coupled_newton_matches_the_nested_iteration(monkeypatch, model):
     """The fast path of a step (Newton on the fields and the potentials together) gives the
     steps of the nested iteration (fields converged for every control update) to the
     solver tolerance, galvanostatic and potentiostatic, and takes most steps."""
-    import solver.physics.electrochemistry as ecm
+    import solver.physics.electrochemistry.control as ecm
 
     over = ["loading.protocol=[{mode: discharge, duration: 400}, {mode: hold, voltage: 3.9, duration: 120}]",
             f"loading.electronic.model={model}"]
