@@ -48,6 +48,11 @@ def add_counters(counters: dict, res: StepResult) -> None:
         counters[k] += getattr(res, k)
 
 
+def crack_progress(meas: dict, res: StepResult) -> str:
+    """The crack part of a progress line (empty without fracture)."""
+    return f" crack={meas['crack_length']:.2f}um it={res.iterations}" if "crack_length" in meas else ""
+
+
 @dataclass
 class Attempt:
     """One attempted step.

@@ -23,7 +23,7 @@ import numpy as np
 from dolfinx import fem
 
 from solver.numerics.schemes import StepResult
-from solver.numerics.stepping import Attempt, StepSizes
+from solver.numerics.stepping import Attempt, StepSizes, crack_progress
 from solver.physics.diffusion import slab_profile
 from solver.physics.electrochemistry import ElectrochemistryProblem
 from solver.physics.mechanics import MechanicsProblem
@@ -202,10 +202,8 @@ class CyclingLoading:
         return float(self.ec.n_segments)
 
     def progress_info(self, meas: dict, res) -> str:
-        txt = f"{meas['mode']} V={meas['voltage']:.3f} x={meas['x']:.3f} s1_SE={meas['sigma1_max_SE']:.0f}MPa"
-        if "crack_length" in meas:
-            txt += f" crack={meas['crack_length']:.2f}um it={res.iterations}"
-        return txt
+        return (f"{meas['mode']} V={meas['voltage']:.3f} x={meas['x']:.3f} s1_SE={meas['sigma1_max_SE']:.0f}MPa"
+                + crack_progress(meas, res))
 
     def messages(self, att: Attempt, meas: dict) -> list[str]:
         out = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from solver.numerics.stepping import Attempt, StepSizes
+from solver.numerics.stepping import Attempt, StepSizes, crack_progress
 
 
 @dataclass(frozen=True)
@@ -121,10 +121,7 @@ class PrescribedLoading:
         return self.path.length
 
     def progress_info(self, meas: dict, res) -> str:
-        txt = f"x={meas['x']:.3f} s1_SE={meas['sigma1_max_SE']:.0f}MPa"
-        if "crack_length" in meas:
-            txt += f" crack={meas['crack_length']:.2f}um it={res.iterations}"
-        return txt
+        return f"x={meas['x']:.3f} s1_SE={meas['sigma1_max_SE']:.0f}MPa" + crack_progress(meas, res)
 
     def messages(self, att: Attempt, meas: dict) -> list[str]:
         return [f"load {self.s:.4f}: {att.result.reason}"] if att.result.reason else []
