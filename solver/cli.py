@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 PLUGINS = [
     ("sweep", "solver.hpc.sweep", "run a parameter sweep (local process pool or a Slurm job array)"),
     ("study", "solver.hpc.study", "run the sweeps of a model study, then post-process them"),
+    ("materials", "solver.materials.cli", "the named material sets: values, ranges, methods, sources"),
     ("post", "postprocess.cli", "plots, stage detection and reports for a run or a sweep directory"),
     ("paraview", "postprocess.paraview_cli", "ParaView screenshots and a state file for a run (pvbatch)"),
 ]

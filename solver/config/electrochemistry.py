@@ -64,6 +64,10 @@ class ActiveTransport(Schema):
     )
     ocv_table: OCVTable | None = Field(None, description="tabulated open-circuit voltage (instead of ocv)")
     kinetics: Kinetics = Field(default_factory=Kinetics, description="Butler-Volmer kinetics at the interface")
+    use: str | None = Field(
+        None, description="a named material set (ssbfrac materials) whose values fill the fields not given here"
+    )
+    source: str = Field("", description="citation of the values")
 
     @model_validator(mode="after")
     def _complete(self):
@@ -83,6 +87,10 @@ class IonicConductor(Schema):
     """A single-ion conductor (transference number 1)."""
 
     kappa: float = quantity(..., unit="S/m", description="ionic conductivity", gt=0)
+    use: str | None = Field(
+        None, description="a named material set (ssbfrac materials) whose values fill the fields not given here"
+    )
+    source: str = Field("", description="citation of the value")
 
 
 class DamageFeedback(Schema):

@@ -42,6 +42,9 @@ class Material(Schema):
     """Isotropic linear-elastic phase."""
 
     name: str = Field("", description="material name, for the record")
+    use: str | None = Field(
+        None, description="a named material set (ssbfrac materials) whose values fill the fields not given here"
+    )
     E: float = quantity(..., unit="Pa", description="Young's modulus", gt=0, lt=1e13)
     nu: float = Field(..., gt=-1.0, lt=0.5, description="Poisson's ratio, -1 < nu < 0.5 [-]")
     source: str = Field("", description="citation of the values")

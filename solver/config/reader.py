@@ -130,6 +130,20 @@ def read_yaml(path: str | Path, kind: str = "case", sections: str = "sections") 
 
 
 def validate_case(data: dict, source: str = "<case>") -> Case:
+    """The validated case of raw data, named material sets expanded
+    (:mod:`solver.materials.resolve`); CaseError with one line per problem."""
+    from solver.materials.resolve import UseError, expand_named_materials, missing_for
+
+    try:
+        data = expand_named_materials(data)
+    except UseError as exc:
+        raise CaseError(f"{source}: {exc.path}: {exc}") from None
+    missing = missing_for(data)
+    if missing:
+        raise CaseError("\n".join(
+            f"{source}: {path}: the material set {name} has no {prop} (missing in the literature read for it: "
+            f"ssbfrac materials {name}); give the value in the case, next to use: {name}"
+            for path, name, prop in missing))
     try:
         return Case.model_validate(data)
     except ValidationError as err:
