@@ -50,7 +50,7 @@ def test_unknown_and_malformed_names_are_refused():
 
 def test_a_case_uses_sets_by_name_and_overrides_fields():
     case = Case.from_yaml(DEFAULT)
-    c = case.with_overrides({"materials.electrolyte": {"use": "llzo_al", "fracture": {"ell": 0.25e-6}},
+    c = case.with_overrides({"materials.electrolyte": {"use": "llzo_al", "fracture": {"strength": None, "ell": 0.25e-6}},
                              "materials.active": {"use": "nmc811", "E": 180e9, "nu": 0.3},
                              "loading.active": {"use": "nmc811", "kinetics": {"k0": 5.0}},
                              "loading.electrolyte": "llzo_al"})
@@ -69,7 +69,8 @@ def test_a_case_uses_sets_by_name_and_overrides_fields():
 
 
 @pytest.mark.parametrize("entry, field", [
-    ({"materials.active": "nmc811"}, "materials.active.E"),
+    ({"materials.active": "nca"}, "materials.active.E"),
+    ({"materials.active": "nmc811"}, "materials.active.nu"),
     ({"materials.electrolyte": "li6ps5cl"}, "materials.electrolyte.fracture"),
     ({"materials.electrolyte": "li3incl6"}, "materials.electrolyte.E"),
     ({"materials.electrolyte": {"use": 12}}, "materials.electrolyte.use"),
