@@ -126,9 +126,10 @@ def _field_figures(run_dir: Path, out: Path, steps, history, formats, figures, s
     return ""
 
 
-def _state_at(history: dict, t: float) -> str:
-    """', step 5, SOC 0.000, vol. strain 0.0300' for the accepted row at time t."""
-    if "time" not in history:
+def state_text(history: dict, t: float) -> str:
+    """'step 5, SOC 0.433, vol. strain 0.0300, charge' for the accepted row at time t
+    ('' when the history has no row at that time)."""
+    if not history or "time" not in history:
         return ""
     rows = np.flatnonzero(np.isclose(history["time"], t, rtol=1e-9, atol=1e-9))
     if rows.size == 0:
@@ -137,11 +138,19 @@ def _state_at(history: dict, t: float) -> str:
     parts = []
     if "step" in history:
         parts.append(f"step {int(history['step'][i])}")
-    if "soc" in history:
+    if "soc" in history and np.isfinite(history["soc"][i]):
         parts.append(f"SOC {history['soc'][i]:.3f}")
-    if "vol_strain" in history:
-        parts.append(f"vol. strain {history['vol_strain'][i]:.4f}")
-    return ", " + ", ".join(parts) if parts else ""
+    if "vol_strain" in history and np.isfinite(history["vol_strain"][i]):
+        parts.append(f"particle vol. strain {history['vol_strain'][i]:.4f}")
+    if "mode" in history and str(history["mode"][i]):
+        parts.append(str(history["mode"][i]))
+    return ", ".join(parts)
+
+
+def _state_at(history: dict, t: float) -> str:
+    """', ' + :func:`state_text` (or '')."""
+    text = state_text(history, t)
+    return ", " + text if text else ""
 
 
 # --------------------------------------------------------------------------- report.md
