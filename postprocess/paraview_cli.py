@@ -171,7 +171,7 @@ def render_plan(run_dir: Path, merged: Path, out: Path, steps: list[str] | None,
             "name": name, "array": f"{name}_MPa" if name in STRESS_FIELDS else name,
             "title": FIELD_TITLES.get(name, name.replace("_", " ")), "unit": unit or OTHER_UNITS.get(name, ""),
             "colormap": COLOUR_MAPS.get(name, "Viridis (matplotlib)"), "range": list(limits["range"]),
-            "clipped": limits["clipped"], "components": int(values.shape[1]) if values.ndim == 2 else 1,
+            "clipped": limits["clipped"], "extremes": list(limits["extremes"]), "components": int(values.shape[1]) if values.ndim == 2 else 1,
             "mask_by_phase": name == "damage",
             "note": (stress_note(limits) if name in STRESS_FIELDS else
                      "Damage is shown on the cells of the damageable phases; the particles are grey."

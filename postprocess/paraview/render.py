@@ -86,11 +86,11 @@ def lookup_table(spec, view):
     lut.AutomaticRescaleRangeMode = "Never"
     lut.RescaleTransferFunction(lo, hi)
     pv.GetOpacityTransferFunction(spec["array"]).RescaleTransferFunction(lo, hi)
-    if spec["clipped"]:
-        lut.UseAboveRangeColor = 1
-        lut.AboveRangeColor = ABOVE_COLOUR
-        lut.UseBelowRangeColor = 1
-        lut.BelowRangeColor = BELOW_COLOUR
+    xlo, xhi = spec["extremes"]
+    lut.UseAboveRangeColor = int(xhi > hi)  # values beyond a clipped scale get their own colour
+    lut.AboveRangeColor = ABOVE_COLOUR
+    lut.UseBelowRangeColor = int(xlo < lo)
+    lut.BelowRangeColor = BELOW_COLOUR
     bar = pv.GetScalarBar(lut, view)
     bar.Title = f"{spec['title']} ({spec['unit']})" if spec["unit"] else spec["title"]
     bar.ComponentTitle = ""
@@ -291,6 +291,8 @@ def main(argv):
     print("SSBFRAC_JSON " + json.dumps({
         "data": plan["data"], "timesteps": times, "steps": steps, "fields": [s["name"] for s in specs],
         "images": images, "state": state, "dataset": first, "dataset_mpa": info,
+        "captions": {str(k): plan["captions"][str(k)] for k in steps},
+        "ranges": {s["name"]: s["range"] for s in specs},
     }))
 
 
