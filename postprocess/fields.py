@@ -210,9 +210,9 @@ def stress_note(limits: dict, unit: str = "MPa") -> str:
     text = f"colour scale fixed over all outputs, {lo:.4g} to {hi:.4g} {unit}"
     if limits["clipped"]:
         xlo, xhi = limits["extremes"]
-        text += (f" ({STRESS_PERCENTILE:g}th percentile of the cell values; the series reaches {xlo:.4g} to "
-                 f"{xhi:.4g} {unit}). The largest values sit at sharp particle corners, stress singularities: "
-                 "they depend on the mesh.")
+        text += (f" (the {STRESS_PERCENTILE:g}th percentile of the absolute cell values at the output where it is "
+                 f"largest); the series reaches {xlo:.4g} to {xhi:.4g} {unit}, beyond the scale in its end colours. "
+                 "The largest values sit at sharp particle corners, stress singularities: they depend on the mesh.")
     return text
 
 

@@ -159,6 +159,11 @@ def render_plan(run_dir: Path, merged: Path, out: Path, steps: list[str] | None,
     chosen = select_outputs(steps, len(ff.times), ff.path)
     case = read_case(run_dir) if (Path(run_dir) / "case.yaml").is_file() else {}
     history = _history(run_dir)
+    names = {code: name for name, code in PHASE_CODES.items()}
+    damageable = damageable_phases(case)
+    damage_note = (f"Damage is drawn on the cells of the damageable phases "
+                   f"({', '.join(names.get(c, str(c)) for c in damageable)}) only; the particles are flat grey, "
+                   f"other phases flat light blue.")
     specs, missing = [], []
     for name in fields or DEFAULT_FIELDS:
         if not ff.has(name):
@@ -174,10 +179,8 @@ def render_plan(run_dir: Path, merged: Path, out: Path, steps: list[str] | None,
             "clipped": limits["clipped"], "extremes": list(limits["extremes"]), "components": int(values.shape[1]) if values.ndim == 2 else 1,
             "mask_by_phase": name == "damage",
             "note": (stress_note(limits) if name in STRESS_FIELDS else
-                     "Damage is shown on the cells of the damageable phases; the particles are grey."
-                     if name == "damage" else ""),
+                     damage_note if name == "damage" else ""),
         })
-    names = {code: name for name, code in PHASE_CODES.items()}
     phases = []
     if ff.has("phase"):
         codes = np.unique(np.rint(ff.values("phase", ff.times[-1])[0]).astype(int))
@@ -192,7 +195,7 @@ def render_plan(run_dir: Path, merged: Path, out: Path, steps: list[str] | None,
         "data": rel if os.sep in rel else os.path.join(".", rel),  # Xdmf3 needs a directory part
         "out": str(out.resolve()), "times": ff.times, "steps": chosen, "size": list(size), "dimension": ff.gdim,
         "fields": specs, "missing_fields": missing, "captions": captions, "phases": phases,
-        "damageable": damageable_phases(case), "particle_phases": list(PARTICLE_PHASES),
+        "damageable": damageable, "particle_phases": list(PARTICLE_PHASES),
         "stress_fields": list(STRESS_FIELDS),
     }
 
