@@ -204,7 +204,7 @@ def series_limits(ff: FieldFile, name: str) -> dict:
     return {"range": rng, "extremes": (lo, hi), "clipped": bool(lo < rng[0] - 1e-12 or hi > rng[1] + 1e-12)}
 
 
-def stress_note(limits: dict, unit: str = "MPa") -> str:
+def stress_note(limits: dict, unit: str = "MPa", sharp: bool = True) -> str:
     """What a stress picture's colour scale shows (range fixed over the series, clipped peaks)."""
     lo, hi = limits["range"]
     text = f"colour scale fixed over all outputs, {lo:.4g} to {hi:.4g} {unit}"
@@ -212,11 +212,13 @@ def stress_note(limits: dict, unit: str = "MPa") -> str:
         xlo, xhi = limits["extremes"]
         text += (f" (the {STRESS_PERCENTILE:g}th percentile of the absolute cell values at the output where it is "
                  f"largest); the series reaches {xlo:.4g} to {xhi:.4g} {unit}, beyond the scale in its end colours. "
-                 "The largest values sit at sharp particle corners, stress singularities: they depend on the mesh.")
+                 + ("The largest values sit at sharp particle corners, stress singularities: they depend on the mesh."
+                    if sharp else "The largest cell values depend on the mesh."))
     return text
 
 
-def field_figure(ff: FieldFile, time: float, title: str = "", damageable=(1,), stress_limits: dict | None = None):
+def field_figure(ff: FieldFile, time: float, title: str = "", damageable=(1,), stress_limits: dict | None = None,
+                 sharp: bool = True):
     """Figure: (left) damage on the cells of the damageable phases, the other phases in flat
     colours, particle outlines; (right) largest principal stress (MPa), colour scale fixed
     over the series (:func:`series_limits`, computed here unless given)."""
@@ -275,7 +277,7 @@ def field_figure(ff: FieldFile, time: float, title: str = "", damageable=(1,), s
         fig.colorbar(art, ax=ax_s, shrink=0.8, label="largest principal stress (MPa)",
                      extend="both" if limits["clipped"] else "neither")
         ax_s.set_title(f"largest principal stress (tension > 0), max {np.nanmax(s1):.4g} MPa", fontsize=10)
-        fig.supxlabel("\n".join(textwrap.wrap("Stress: " + stress_note(limits), 160)), fontsize=7.5, color="0.2")
+        fig.supxlabel("\n".join(textwrap.wrap("Stress: " + stress_note(limits, sharp=sharp), 160)), fontsize=7.5, color="0.2")
     else:
         ax_s.set_title("no max_principal field", fontsize=10)
     for ax in (ax_d, ax_s):

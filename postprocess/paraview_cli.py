@@ -151,6 +151,7 @@ def render_plan(run_dir: Path, merged: Path, out: Path, steps: list[str] | None,
     from postprocess.fields import (FIELD_TITLES, PARTICLE_PHASES, PHASE_CODES, STRESS_FIELDS, damageable_phases,
                                     field_unit, read_field_file, select_outputs, series_limits, stress_note)
     from postprocess.history import read_case
+    from postprocess.plots import sharp_corners
     from postprocess.report import state_text
 
     ff = read_field_file(Path(run_dir) / "fields.h5")
@@ -178,7 +179,7 @@ def render_plan(run_dir: Path, merged: Path, out: Path, steps: list[str] | None,
             "colormap": COLOUR_MAPS.get(name, "Viridis (matplotlib)"), "range": list(limits["range"]),
             "clipped": limits["clipped"], "extremes": list(limits["extremes"]), "components": int(values.shape[1]) if values.ndim == 2 else 1,
             "mask_by_phase": name == "damage",
-            "note": (stress_note(limits) if name in STRESS_FIELDS else
+            "note": (stress_note(limits, sharp=sharp_corners(case)) if name in STRESS_FIELDS else
                      damage_note if name == "damage" else ""),
         })
     phases = []

@@ -32,6 +32,16 @@ CRACK_LABELS = {
 #: why the largest electrolyte tension of history.csv is not compared with the strength
 SINGULAR_NOTE = ("The largest principal stress in the electrolyte sits at a sharp particle corner, a stress "
                  "singularity: its value depends on the mesh. The strength is a material value.")
+#: the same for particles without sharp corners (circles, spheres, rounded polygons)
+PEAK_NOTE = ("The largest principal stress in the electrolyte is the largest cell value, at a stress "
+             "concentration next to a particle: its value depends on the mesh. The strength is a material value.")
+
+
+def sharp_corners(case: dict | None) -> bool:
+    """True when the case's particles have sharp corners (polygons or polyhedra without
+    rounded corners), where the elastic stress is singular."""
+    particles = ((case or {}).get("geometry") or {}).get("particles") or {}
+    return particles.get("shape") in ("polygon", "polyhedron") and not (particles.get("corner_radius") or 0) > 0
 
 
 def units(dimension: int) -> dict:
@@ -184,27 +194,28 @@ def energy_figure(history: dict, abscissa: str, dimension: int = 2):
     return fig
 
 
-def stress_figure(history: dict, abscissa: str, strength_mpa: float | None = None):
+def stress_figure(history: dict, abscissa: str, strength_mpa: float | None = None, sharp: bool = True):
     """Largest principal stress in the electrolyte (MPa) against ``abscissa``, with the
     electrolyte's tensile strength when it is known.
 
-    The history holds only the largest cell value (``sigma1_max_SE``), which sits at a
-    sharp particle corner where the elastic stress is singular: it grows with mesh
-    refinement and is not comparable with the strength. The figure says so; the history
-    has no regularised (averaged) stress measure to draw instead."""
+    The history holds only the largest cell value (``sigma1_max_SE``), which sits (with
+    ``sharp`` particle corners) at a corner where the elastic stress is singular: it grows
+    with mesh refinement and is not comparable with the strength. The figure says so; the
+    history has no regularised (averaged) stress measure to draw instead."""
     if not _has(history, abscissa, "sigma1_max_SE"):
         return None
     fig = new_figure()
     ax = fig.add_subplot()
     ax.plot(history[abscissa], history["sigma1_max_SE"], "-o", ms=2.5, color="#c62828",
-            label="largest principal stress in the electrolyte (at a sharp particle corner, mesh-dependent)")
+            label="largest principal stress in the electrolyte "
+                  + ("(at a sharp particle corner, mesh-dependent)" if sharp else "(largest cell value, mesh-dependent)"))
     if strength_mpa:
         ax.axhline(strength_mpa, color="k", ls="--", lw=1.0,
                    label=f"tensile strength of the electrolyte {strength_mpa:.4g} MPa (material value)")
     ax.axhline(0.0, color="0.6", lw=0.6)
     ax.set_xlabel(AXIS.get(abscissa, abscissa))
     ax.set_ylabel("largest principal stress in the electrolyte (MPa)")
-    ax.set_title(_wrap(SINGULAR_NOTE, 95), fontsize=8)
+    ax.set_title(_wrap(SINGULAR_NOTE if sharp else PEAK_NOTE, 95), fontsize=8)
     ax.legend(fontsize=7, loc="best")
     return fig
 

@@ -73,7 +73,8 @@ def post_run(run_dir: str | Path, out_dir: str | Path | None = None, steps: list
     emit("crack_vs_strain", plots.crack_figure(history, stages["vol_strain"], "vol_strain", dimension)
          if "vol_strain" in stages else None, no_crack)
     emit("energies", plots.energy_figure(history, abscissa, dimension), "no energy columns")
-    emit("stress", plots.stress_figure(history, abscissa, strength * 1e-6 if strength else None),
+    emit("stress", plots.stress_figure(history, abscissa, strength * 1e-6 if strength else None,
+                                       plots.sharp_corners(case)),
          "no sigma1_max_SE column")
     emit("solver", plots.solver_figure(all_rows), "no solver columns")
     emit("voltage", plots.voltage_figure(history, _short_unit(units.get("voltage"), "V"),
@@ -121,7 +122,8 @@ def _field_figures(run_dir: Path, out: Path, steps, history, formats, figures, s
     for k in chosen:
         t = ff.times[k]
         fig = field_figure(ff, t, title=f"{run_dir.name}: output {k}, t = {t:g} s{_state_at(history, t)}",
-                           damageable=damageable_phases(case), stress_limits=limits)
+                           damageable=damageable_phases(case), stress_limits=limits,
+                           sharp=plots.sharp_corners(case))
         figures[f"fields_{k:04d}"] = plots.save(fig, out, f"fields_{k:04d}", formats)
     return ""
 
@@ -392,7 +394,9 @@ def _report_text(run_dir, out, case, summary, status, history, stages, abscissa,
               ("crack segments: connected regions of d >= 0.9", "crack_segments", "count"),
               ("largest damage", "d_max", "0 (intact) to 1 (broken)"),
               ("largest electrolyte tension, at a sharp particle corner (a stress singularity: "
-               "mesh-dependent, not comparable with the strength)", "sigma1_max_SE", "MPa"),
+               "mesh-dependent, not comparable with the strength)" if plots.sharp_corners(case) else
+               "largest electrolyte tension, the largest cell value (mesh-dependent, not comparable with the "
+               "strength)", "sigma1_max_SE", "MPa"),
               ("most compressive hydrostatic stress in the particles", "sigma_h_min_AM", "MPa"),
               ("elastic energy", "elastic_energy", u["energy"]),
               ("fracture energy", "fracture_energy", u["energy"]),

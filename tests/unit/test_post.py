@@ -267,6 +267,13 @@ def test_stress_figure_says_the_peak_is_a_corner_singularity():
     assert any("mesh-dependent" in label for label in labels)
     assert any("350 MPa (material value)" in label for label in labels)
     assert ax.get_ylabel() == "largest principal stress in the electrolyte (MPa)"
+    # particles without corners: the peak is a mesh-dependent cell value, not a corner singularity
+    assert plots.sharp_corners({"geometry": {"particles": {"shape": "polygon"}}})
+    assert not plots.sharp_corners({"geometry": {"particles": {"shape": "polygon", "corner_radius": 1e-7}}})
+    assert not plots.sharp_corners({"geometry": {"particles": {"shape": "sphere"}}})
+    fig = plots.stress_figure({"vol_strain": x, "sigma1_max_SE": 2e4 * x}, "vol_strain", 350.0, sharp=False)
+    title = fig.axes[0].get_title().replace("\n", " ")
+    assert "corner" not in title and "largest cell value" in title and "depends on the mesh" in title
 
 
 def test_report_of_a_galvanostatic_run_has_units_and_no_placeholders(small_run, tmp_path):
