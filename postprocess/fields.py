@@ -204,6 +204,13 @@ def series_limits(ff: FieldFile, name: str) -> dict:
     return {"range": rng, "extremes": (lo, hi), "clipped": bool(lo < rng[0] - 1e-12 or hi > rng[1] + 1e-12)}
 
 
+def _extend(limits: dict) -> str:
+    """The colour-bar ends beyond which values lie: 'neither', 'min', 'max' or 'both'."""
+    below = limits["extremes"][0] < limits["range"][0] - 1e-12
+    above = limits["extremes"][1] > limits["range"][1] + 1e-12
+    return {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[(below, above)]
+
+
 def stress_note(limits: dict, unit: str = "MPa", sharp: bool = True) -> str:
     """What a stress picture's colour scale shows (range fixed over the series, clipped peaks)."""
     lo, hi = limits["range"]
@@ -275,7 +282,7 @@ def field_figure(ff: FieldFile, time: float, title: str = "", damageable=(1,), s
         cmap = colormaps["coolwarm"].with_extremes(over=ABOVE_COLOUR, under=BELOW_COLOUR)
         art = ax_s.tripcolor(tri, facecolors=s1, cmap=cmap, norm=TwoSlopeNorm(0.0, -a, a), rasterized=True)
         fig.colorbar(art, ax=ax_s, shrink=0.8, label="largest principal stress (MPa)",
-                     extend="both" if limits["clipped"] else "neither")
+                     extend=_extend(limits))
         ax_s.set_title(f"largest principal stress (tension > 0), max {np.nanmax(s1):.4g} MPa", fontsize=10)
         fig.supxlabel("\n".join(textwrap.wrap("Stress: " + stress_note(limits, sharp=sharp), 160)), fontsize=7.5, color="0.2")
     else:
