@@ -121,12 +121,117 @@ def interface_edges(cells: np.ndarray, phase: np.ndarray) -> np.ndarray:
     return edges[first[differ]]
 
 
-#: cells whose mean nodal damage is below this are left out of the overlay (the microstructure shows)
-DAMAGE_SHOWN = 0.01
+#: phase codes of the ``phase`` field (meshes/tags.py): 1 electrolyte, 2 and 3 active materials, ...
+PHASE_CODES = {"electrolyte": 1, "active": 2, "active_b": 3, "separator": 4, "collector_layer": 5, "coating": 6}
+PARTICLE_PHASES = (PHASE_CODES["active"], PHASE_CODES["active_b"])
+#: flat colours of the phases where damage is not shown: particles, other phases
+PARTICLE_COLOUR = "#b8b8b8"
+OTHER_PHASE_COLOUR = "#dce9f5"
+#: colours of stresses beyond a clipped colour scale (above: tension, below: compression)
+ABOVE_COLOUR = "#4d004d"
+BELOW_COLOUR = "#002147"
+#: stress fields of fields.h5 (GPa), drawn in MPa like the history plots
+STRESS_FIELDS = ("max_principal", "von_mises", "hydrostatic", "sigma_zz")
+#: stress colour scales end at this percentile of the cell values (of the output where it is
+#: largest): the peaks at sharp particle corners are singular and would flatten the rest
+STRESS_PERCENTILE = 99.5
+FIELD_TITLES = {
+    "damage": "damage d",
+    "max_principal": "largest principal stress",
+    "von_mises": "von Mises stress",
+    "hydrostatic": "hydrostatic stress",
+    "sigma_zz": "out-of-plane stress sigma_zz",
+    "displacement": "displacement magnitude",
+    "lithiation": "lithium fraction x",
+    "phase": "phase",
+    "particle_id": "particle index",
+}
 
 
-def field_figure(ff: FieldFile, time: float, title: str = ""):
-    """Figure: (left) microstructure with the damage overlaid, (right) largest principal stress."""
+def damageable_phases(case: dict | None) -> list[int]:
+    """Phase codes where the case allows damage (``fracture.phases``, default electrolyte)."""
+    fracture = (case or {}).get("fracture") or {}
+    names = fracture.get("phases") or ["electrolyte"]
+    return sorted(PHASE_CODES[n] for n in names if n in PHASE_CODES)
+
+
+def phase_masks(phase: np.ndarray, damageable=(1,)) -> dict[str, np.ndarray]:
+    """Cell masks: ``damageable`` (cells of the damageable phases, where damage is shown),
+    ``particles`` (active material) and ``other`` (the rest)."""
+    phase = np.rint(np.asarray(phase)).astype(int)
+    damage = np.isin(phase, list(damageable))
+    particles = np.isin(phase, PARTICLE_PHASES) & ~damage
+    return {"damageable": damage, "particles": particles, "other": ~(damage | particles)}
+
+
+def field_unit(name: str) -> tuple[str, float]:
+    """(display unit, factor from the file's values) of a field: stresses GPa -> MPa."""
+    if name in STRESS_FIELDS:
+        return "MPa", 1e3
+    return {"displacement": "um", "damage": "-", "lithiation": "-"}.get(name, ""), 1.0
+
+
+def series_limits(ff: FieldFile, name: str) -> dict:
+    """Colour limits of a field, the same for every output of the series (display units).
+
+    ``range`` (lo, hi): damage 0..1; stresses up to the :data:`STRESS_PERCENTILE`
+    percentile of the absolute cell values at the output where it is largest (symmetric
+    about 0, von Mises from 0); other fields their smallest and largest value over the
+    series (the magnitude for vectors). ``extremes``: the smallest and largest values over
+    the series; ``clipped``: True when values lie outside ``range``."""
+    _, factor = field_unit(name)
+    lo = hi = 0.0
+    bound = 0.0
+    first = True
+    for t in sorted(ff.keys.get(name, {})):
+        v, _ = ff.values(name, t)
+        v = (np.linalg.norm(v, axis=1) if v.ndim == 2 else v) * factor
+        v = v[np.isfinite(v)]
+        if not v.size:
+            continue
+        lo, hi = (float(v.min()), float(v.max())) if first else (min(lo, float(v.min())), max(hi, float(v.max())))
+        first = False
+        if name in STRESS_FIELDS:
+            bound = max(bound, float(np.percentile(np.abs(v), STRESS_PERCENTILE)))
+    if name == "damage":
+        rng = (0.0, 1.0)
+    elif name == "von_mises":
+        rng = (0.0, max(bound, 1e-6))
+    elif name in STRESS_FIELDS:
+        rng = (-max(bound, 1e-6), max(bound, 1e-6))
+    else:
+        rng = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+    return {"range": rng, "extremes": (lo, hi), "clipped": bool(lo < rng[0] - 1e-12 or hi > rng[1] + 1e-12)}
+
+
+def _extend(limits: dict) -> str:
+    """The colour-bar ends beyond which values lie: 'neither', 'min', 'max' or 'both'."""
+    below = limits["extremes"][0] < limits["range"][0] - 1e-12
+    above = limits["extremes"][1] > limits["range"][1] + 1e-12
+    return {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[(below, above)]
+
+
+def stress_note(limits: dict, unit: str = "MPa", sharp: bool = True) -> str:
+    """What a stress picture's colour scale shows (range fixed over the series, clipped peaks)."""
+    lo, hi = limits["range"]
+    text = f"colour scale fixed over all outputs, {lo:.4g} to {hi:.4g} {unit}"
+    if limits["clipped"]:
+        xlo, xhi = limits["extremes"]
+        text += (f" (the {STRESS_PERCENTILE:g}th percentile of the absolute cell values at the output where it is "
+                 f"largest); the series reaches {xlo:.4g} to {xhi:.4g} {unit}, beyond the scale in its end colours. "
+                 + ("The largest values sit at sharp particle corners, stress singularities: they depend on the mesh."
+                    if sharp else "The largest cell values depend on the mesh."))
+    return text
+
+
+def field_figure(ff: FieldFile, time: float, title: str = "", damageable=(1,), stress_limits: dict | None = None,
+                 sharp: bool = True):
+    """Figure: (left) damage on the cells of the damageable phases, the other phases in flat
+    colours, particle outlines; (right) largest principal stress (MPa), colour scale fixed
+    over the series (:func:`series_limits`, computed here unless given)."""
+    import textwrap
+
+    from matplotlib import colormaps
     from matplotlib.collections import LineCollection
     from matplotlib.colors import ListedColormap, TwoSlopeNorm
     from matplotlib.tri import Triangulation
@@ -136,35 +241,50 @@ def field_figure(ff: FieldFile, time: float, title: str = ""):
     if ff.gdim != 2 or ff.cells.shape[1] not in (3, 6):
         raise PostprocessError(f"{ff.path}: field pictures are drawn for 2D triangle meshes only; "
                                f"use `ssbfrac paraview` for this run")
-    tri = Triangulation(ff.points[:, 0], ff.points[:, 1], ff.cells[:, :3])
-    fig = new_figure(11.5, 5.0, dpi=130)
+    x, y, tris = ff.points[:, 0], ff.points[:, 1], ff.cells[:, :3]
+    tri = Triangulation(x, y, tris)
+    fig = new_figure(11.5, 5.6, dpi=130)
     ax_d, ax_s = fig.subplots(1, 2)
 
-    phase = ff.values("phase", time)[0] if ff.has("phase") else None
-    if phase is not None:
-        ax_d.tripcolor(tri, facecolors=(phase > 1.5).astype(float), cmap=ListedColormap(["#dce9f5", "#c9c9c9"]),
-                       vmin=0, vmax=1, rasterized=True)
-        segments = ff.points[interface_edges(ff.cells, phase)]
-        for ax in (ax_d, ax_s):
-            ax.add_collection(LineCollection(segments, colors="k", linewidths=0.5))
+    phase = ff.values("phase", time)[0] if ff.has("phase") and time in ff.keys["phase"] else None
+    masks = phase_masks(phase, damageable) if phase is not None else None
+    if masks is not None:
+        flat = np.where(masks["particles"], 1.0, 0.0)
+        shown = masks["particles"] | masks["other"]
+        ax_d.tripcolor(Triangulation(x, y, tris, mask=~shown), facecolors=flat,
+                       cmap=ListedColormap([OTHER_PHASE_COLOUR, PARTICLE_COLOUR]), vmin=0, vmax=1, rasterized=True)
     if ff.has("damage") and time in ff.keys["damage"]:
         d, where = ff.values("damage", time)
-        d_cells = d[ff.cells[:, :3]].mean(axis=1) if where == "point" else d
-        damaged = Triangulation(ff.points[:, 0], ff.points[:, 1], ff.cells[:, :3], mask=~(d_cells >= DAMAGE_SHOWN))
-        art = ax_d.tripcolor(damaged, facecolors=np.clip(d_cells, 0, 1), cmap="YlOrRd", vmin=0, vmax=1,
-                             rasterized=True)
-        fig.colorbar(art, ax=ax_d, shrink=0.8, label="damage d (-), shown where d >= 0.01")
-        ax_d.set_title(f"damage (max {np.nanmax(d):.2f}) on the microstructure", fontsize=10)
+        on = masks["damageable"] if masks is not None else np.ones(tris.shape[0], bool)
+        damaged = Triangulation(x, y, tris, mask=~on)
+        if where == "point":  # the P1 field as computed, on the damageable cells only
+            art = ax_d.tripcolor(damaged, np.clip(d, 0, 1), shading="gouraud", cmap="Reds", vmin=0, vmax=1,
+                                 rasterized=True)
+        else:
+            art = ax_d.tripcolor(damaged, facecolors=np.clip(d, 0, 1), cmap="Reds", vmin=0, vmax=1,
+                                 rasterized=True)
+        art.set_gid("damage")
+        fig.colorbar(art, ax=ax_d, shrink=0.8, label="damage d (-)")
+        d_max = float(np.nanmax(d[np.unique(tris[on])])) if on.any() else float("nan")
+        ax_d.set_title(f"damage (max {d_max:.2f}) on the damageable phases;\nparticles grey", fontsize=10)
     else:
         ax_d.set_title("microstructure (no damage field: fracture disabled)", fontsize=10)
+    if phase is not None:
+        segments = ff.points[interface_edges(ff.cells, phase)][:, :, :2]
+        for ax in (ax_d, ax_s):
+            ax.add_collection(LineCollection(segments, colors="k", linewidths=0.6))
 
     if ff.has("max_principal") and time in ff.keys["max_principal"]:
+        limits = stress_limits or series_limits(ff, "max_principal")
         s1, _ = ff.values("max_principal", time)
         s1 = s1 * 1e3  # GPa -> MPa
-        a = max(float(np.nanmax(np.abs(s1))), 1e-6)
-        art = ax_s.tripcolor(tri, facecolors=s1, cmap="coolwarm", norm=TwoSlopeNorm(0.0, -a, a), rasterized=True)
-        fig.colorbar(art, ax=ax_s, shrink=0.8, label="largest principal stress (MPa)")
-        ax_s.set_title("largest principal stress (tension > 0)", fontsize=10)
+        a = limits["range"][1]
+        cmap = colormaps["coolwarm"].with_extremes(over=ABOVE_COLOUR, under=BELOW_COLOUR)
+        art = ax_s.tripcolor(tri, facecolors=s1, cmap=cmap, norm=TwoSlopeNorm(0.0, -a, a), rasterized=True)
+        fig.colorbar(art, ax=ax_s, shrink=0.8, label="largest principal stress (MPa)",
+                     extend=_extend(limits))
+        ax_s.set_title(f"largest principal stress (tension > 0), max {np.nanmax(s1):.4g} MPa", fontsize=10)
+        fig.supxlabel("\n".join(textwrap.wrap("Stress: " + stress_note(limits, sharp=sharp), 160)), fontsize=7.5, color="0.2")
     else:
         ax_s.set_title("no max_principal field", fontsize=10)
     for ax in (ax_d, ax_s):

@@ -3,11 +3,15 @@
     ssbfrac paraview RUN_DIR [--steps 0 -1 | all] [--fields damage max_principal von_mises]
                      [--out DIR] [--size 1200 900] [--pvbatch PATH] [--inspect]
 
-pvbatch (ParaView >= 5.11) runs ``postprocess/paraview/render.py`` on RUN_DIR/fields.xdmf.
-It writes ``<field>_<output index>.png`` for each requested field and output step, and
+pvbatch (ParaView >= 5.11) runs ``postprocess/paraview/render.py`` on
+RUN_DIR/fields_merged.xdmf, the run's series as one dataset with every field (written by
+the run next to fields.xdmf; made here for runs that lack it). It writes
+``<field>_<output index>.png`` for each requested field and output step, and
 ``fields.pvsm`` (File > Load State in the ParaView GUI), into RUN_DIR/paraview/ unless
-``--out`` is given. ``--inspect`` only prints what ParaView reads from the file
-(time steps, points, cells and arrays of each block).
+``--out`` is given. The colour limits of a field are the same for every output of the
+series; stresses are in MPa; the captions give the time and the state of charge of
+history.csv. ``--inspect`` only prints what ParaView reads from the file (time steps,
+points, cells and arrays).
 
 pvbatch runs with its own Python: PYTHONPATH, PYTHONHOME and VIRTUAL_ENV are removed
 from its environment. When there is no X display (no DISPLAY) and ``xvfb-run`` is
@@ -22,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from postprocess.history import PostprocessError
@@ -47,7 +52,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--inspect", action="store_true",
                         help="only print what ParaView reads from fields.xdmf (time steps, blocks, arrays)")
     parser.epilog = ("Fields: displacement (point data, um), damage (point data, 0..1), max_principal, von_mises, "
-                     "hydrostatic, sigma_zz (cell data, GPa), lithiation, phase, particle_id (cell data); time in s.")
+                     "hydrostatic, sigma_zz (cell data, GPa in the file, drawn in MPa), lithiation, phase, "
+                     "particle_id (cell data); time in s.")
 
 
 def find_pvbatch(explicit: str | None = None) -> str:
@@ -113,24 +119,121 @@ def fields_file(run_dir: Path) -> Path:
     return xdmf
 
 
+def merged_file(xdmf: Path) -> Path:
+    """fields_merged.xdmf next to ``xdmf``: written again when it is missing or older than
+    ``xdmf`` (a run of an earlier ssbfrac, or one still writing)."""
+    import solver  # noqa: F401  (DOLFINx's import order)
+    from solver.runs.writers import merge_xdmf, merged_xdmf_path
+
+    merged = merged_xdmf_path(xdmf)
+    if merged.is_file() and merged.stat().st_mtime >= xdmf.stat().st_mtime:
+        return merged
+    try:
+        return merge_xdmf(xdmf)
+    except (OSError, ValueError) as exc:
+        raise PostprocessError(f"{merged}: cannot write the merged series of {xdmf}: {exc}") from None
+
+
+#: ParaView colour maps of the fields (a leading "-": reversed, white at 0 for damage)
+COLOUR_MAPS = {"damage": "-Reds", "max_principal": "Cool to Warm", "hydrostatic": "Cool to Warm",
+               "sigma_zz": "Cool to Warm"}
+#: units of fields that postprocess.fields.field_unit does not know
+OTHER_UNITS = {"ionic_potential": "V", "particle_potential": "V", "interface_current": "A/um^2"}
+
+
+def render_plan(run_dir: Path, merged: Path, out: Path, steps: list[str] | None, fields: list[str] | None,
+                size: tuple[int, int]) -> dict:
+    """What render.py draws: the fields with their colour limits (fixed over the series,
+    :func:`postprocess.fields.series_limits`), the captions of the output steps, the
+    phases present and which carry damage."""
+    import numpy as np
+
+    from postprocess.fields import (FIELD_TITLES, PARTICLE_PHASES, PHASE_CODES, STRESS_FIELDS, damageable_phases,
+                                    field_unit, read_field_file, select_outputs, series_limits, stress_note)
+    from postprocess.history import read_case
+    from postprocess.plots import sharp_corners
+    from postprocess.report import state_text
+
+    ff = read_field_file(Path(run_dir) / "fields.h5")
+    if not ff.times:
+        raise PostprocessError(f"{ff.path}: no field output yet")
+    chosen = select_outputs(steps, len(ff.times), ff.path)
+    case = read_case(run_dir) if (Path(run_dir) / "case.yaml").is_file() else {}
+    history = _history(run_dir)
+    names = {code: name for name, code in PHASE_CODES.items()}
+    damageable = damageable_phases(case)
+    damage_note = (f"Damage is drawn on the cells of the damageable phases "
+                   f"({', '.join(names.get(c, str(c)) for c in damageable)}) only; the particles are flat grey, "
+                   f"other phases flat light blue.")
+    specs, missing = [], []
+    for name in fields or DEFAULT_FIELDS:
+        if not ff.has(name):
+            missing.append(name)
+            continue
+        unit, _ = field_unit(name)
+        limits = series_limits(ff, name)
+        values, _ = ff.values(name, ff.times[-1])
+        specs.append({
+            "name": name, "array": f"{name}_MPa" if name in STRESS_FIELDS else name,
+            "title": FIELD_TITLES.get(name, name.replace("_", " ")), "unit": unit or OTHER_UNITS.get(name, ""),
+            "colormap": COLOUR_MAPS.get(name, "Viridis (matplotlib)"), "range": list(limits["range"]),
+            "clipped": limits["clipped"], "extremes": list(limits["extremes"]), "components": int(values.shape[1]) if values.ndim == 2 else 1,
+            "mask_by_phase": name == "damage",
+            "note": (stress_note(limits, sharp=sharp_corners(case)) if name in STRESS_FIELDS else
+                     damage_note if name == "damage" else ""),
+        })
+    phases = []
+    if ff.has("phase"):
+        codes = np.unique(np.rint(ff.values("phase", ff.times[-1])[0]).astype(int))
+        phases = [[int(c), names.get(int(c), str(c))] for c in codes]
+    captions = {}
+    for k in chosen:
+        t = ff.times[k]
+        state = state_text(history, t)
+        captions[str(k)] = f"output {k} (of 0..{len(ff.times) - 1}), t = {t:.6g} s" + (f", {state}" if state else "")
+    rel = os.path.relpath(merged.resolve(), out.resolve())
+    return {
+        "data": rel if os.sep in rel else os.path.join(".", rel),  # Xdmf3 needs a directory part
+        "out": str(out.resolve()), "times": ff.times, "steps": chosen, "size": list(size), "dimension": ff.gdim,
+        "fields": specs, "missing_fields": missing, "captions": captions, "phases": phases,
+        "damageable": damageable, "particle_phases": list(PARTICLE_PHASES),
+        "stress_fields": list(STRESS_FIELDS),
+    }
+
+
+def _history(run_dir: Path) -> dict:
+    from postprocess.history import read_accepted_history
+
+    try:
+        return read_accepted_history(Path(run_dir) / "history.csv")
+    except PostprocessError:
+        return {}  # no captions of the state of charge
+
+
 def render(run_dir: Path, out: Path | None = None, steps: list[str] | None = None, fields: list[str] | None = None,
            size: tuple[int, int] = (1200, 900), pvbatch: str | None = None) -> dict:
     """Screenshots and fields.pvsm of a run (see the module docstring); returns the
-    JSON report of render.py (images, state, fields found, merged dataset)."""
+    JSON report of render.py (images, state, fields drawn and missing, the dataset)."""
     xdmf = fields_file(run_dir)
     exe = find_pvbatch(pvbatch)
+    merged = merged_file(xdmf)
     out = Path(out) if out is not None else Path(run_dir) / "paraview"
     out.mkdir(parents=True, exist_ok=True)
-    args = [str(xdmf.resolve()), "--out", str(out.resolve()), "--steps", *(steps or ["-1"]),
-            "--fields", *(fields or DEFAULT_FIELDS), "--size", str(size[0]), str(size[1])]
-    return run_pvbatch(pvbatch_command(exe, RENDER_SCRIPT, args))
+    plan = render_plan(Path(run_dir), merged, out, steps, fields, size)
+    with tempfile.TemporaryDirectory(prefix="ssbfrac-paraview-") as tmp:
+        plan_file = Path(tmp) / "plan.json"
+        plan_file.write_text(json.dumps(plan))
+        report = run_pvbatch(pvbatch_command(exe, RENDER_SCRIPT, [str(plan_file)]))
+    report.update(missing_fields=plan["missing_fields"], xdmf=str(merged))
+    return report
 
 
 def inspect(run_dir: Path, pvbatch: str | None = None) -> dict:
-    """What ParaView reads from fields.xdmf: time steps and, per block, points, cells, arrays."""
+    """What ParaView reads from fields_merged.xdmf: time steps and, per block, points,
+    cells, arrays (one block with every field)."""
     xdmf = fields_file(run_dir)
     exe = find_pvbatch(pvbatch)
-    return run_pvbatch(pvbatch_command(exe, INSPECT_SCRIPT, [str(xdmf.resolve())]))
+    return run_pvbatch(pvbatch_command(exe, INSPECT_SCRIPT, [str(merged_file(xdmf).resolve())]))
 
 
 def main(args, comm) -> int:

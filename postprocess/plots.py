@@ -24,6 +24,24 @@ AXIS = {
     "time": "time (s)",
 }
 STAGE_COLOURS = {"I": "#e6e6e6", "II": "#fde0c5", "III": "#d4ecd4"}
+#: what the crack columns of history.csv are (labels of the plots and the report)
+CRACK_LABELS = {
+    "crack_length": "regularised crack length (phase-field crack surface)",
+    "crack_length_sharp": "sharp crack length: half the length of the d = 0.5 iso-line",
+}
+#: why the largest electrolyte tension of history.csv is not compared with the strength
+SINGULAR_NOTE = ("The largest principal stress in the electrolyte sits at a sharp particle corner, a stress "
+                 "singularity: its value depends on the mesh. The strength is a material value.")
+#: the same for particles without sharp corners (circles, spheres, rounded polygons)
+PEAK_NOTE = ("The largest principal stress in the electrolyte is the largest cell value, at a stress "
+             "concentration next to a particle: its value depends on the mesh. The strength is a material value.")
+
+
+def sharp_corners(case: dict | None) -> bool:
+    """True when the case's particles have sharp corners (polygons or polyhedra without
+    rounded corners), where the elastic stress is singular."""
+    particles = ((case or {}).get("geometry") or {}).get("particles") or {}
+    return particles.get("shape") in ("polygon", "polyhedron") and not (particles.get("corner_radius") or 0) > 0
 
 
 def units(dimension: int) -> dict:
@@ -71,6 +89,34 @@ def _coordinate_to_value(history: dict, abscissa: str, crack_column: str):
     return to_value
 
 
+def rate_unit(crack_unit: str, abscissa: str) -> str:
+    """Unit of a stage-II rate: crack unit per unit of the loading coordinate."""
+    per = {"vol_strain": "unit volumetric strain", "soc": "unit of SOC", "x": "unit of lithium fraction x",
+           "load": "unit of the load coordinate", "time": "s"}
+    return f"{crack_unit} per {per.get(abscissa, 'unit of ' + abscissa)}"
+
+
+def stage_summary(stages: dict, abscissa: str, crack_unit: str) -> str:
+    """One line on the stages of ``stages`` (a result of the stage detection against
+    ``abscissa``), every number with its unit or its coordinate."""
+    if not stages.get("available", True):
+        return stages.get("reason", "")
+    n = abscissa
+    if stages.get("crack_growth") is None:
+        return stages.get("note", "")
+    if not stages.get("cracked"):
+        return (f"no crack: the crack grew by {stages['crack_growth']:.4g} {crack_unit}, not more than "
+                f"{stages['parameters']['min_crack']:g} {crack_unit}")
+    text = f"onset at {n} = {stages['onset_value']:.4g}" if stages.get("onset_value") is not None else "cracked"
+    if not stages.get("stage_II_detected"):
+        return text + "; the crack grew in too few steps to measure a stage-II rate"
+    text += f", stage-II rate {stages['stage_II_rate']:.4g} {rate_unit(crack_unit, n)}"
+    if stages.get("stage_III_detected"):
+        return text + (f", saturation at {stages['saturation_level']:.4g} {crack_unit} from "
+                       f"{n} = {stages['stage_III_start_value']:.4g}")
+    return text + "; still growing at the end (no saturation)"
+
+
 def crack_figure(history: dict, stages: dict, abscissa: str, dimension: int = 2):
     """Crack length (regularised, and sharp if present) against ``abscissa`` with the
     stages of ``stages`` (from :func:`postprocess.stages.detect_stages_from_history`
@@ -96,13 +142,15 @@ def crack_figure(history: dict, stages: dict, abscissa: str, dimension: int = 2)
             pad = 0.15 * (hi - lo)
             c = np.linspace(lo - pad, hi + pad, 20)
             ax.plot(to_value(c), stages["stage_II_intercept"] + stages["stage_II_rate"] * c, color="#b35900",
-                    lw=1.0, ls=":", label=f"stage-II fit: {stages['stage_II_rate']:.3g} {u['crack']} per unit")
+                    lw=1.0, ls=":",
+                    label=f"stage-II fit: {stages['stage_II_rate']:.3g} {rate_unit(u['crack'], abscissa)}")
         if stages["stage_III_detected"]:
             ax.axhline(stages["saturation_level"], color="#2e7d32", lw=1.0, ls=":",
                        label=f"saturation {stages['saturation_level']:.3g} {u['crack']}")
-    ax.plot(x, history["crack_length"], "-o", ms=2.5, color="k", lw=1.4, label="crack length (regularised)")
+    ax.plot(x, history["crack_length"], "-o", ms=2.5, color="k", lw=1.4, label=CRACK_LABELS["crack_length"])
     if _has(history, "crack_length_sharp"):
-        ax.plot(x, history["crack_length_sharp"], "--", color="#1565c0", lw=1.2, label="crack length (d >= 0.9)")
+        ax.plot(x, history["crack_length_sharp"], "--", color="#1565c0", lw=1.2,
+                label=CRACK_LABELS["crack_length_sharp"])
     xlabel = AXIS.get(abscissa, abscissa)
     if _decreasing(x):
         ax.invert_xaxis()  # the loading runs from left to right
@@ -110,7 +158,7 @@ def crack_figure(history: dict, stages: dict, abscissa: str, dimension: int = 2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"crack {'area' if dimension == 3 else 'length'} ({u['crack']})")
     ax.set_ylim(bottom=min(0.0, float(np.nanmin(history["crack_length"]))))
-    note = stages.get("note") or stages.get("reason") or ""
+    note = stage_summary(stages, abscissa, u["crack"])
     ax.set_title(f"crack growth against {abscissa}" + (f"\n{note}" if note else ""), fontsize=8)
     fig.legend(fontsize=7, loc="outside lower center", ncol=2)
     return fig
@@ -146,23 +194,36 @@ def energy_figure(history: dict, abscissa: str, dimension: int = 2):
     return fig
 
 
-def stress_figure(history: dict, abscissa: str, strength_mpa: float | None = None):
+def stress_figure(history: dict, abscissa: str, strength_mpa: float | None = None, sharp: bool = True):
     """Largest principal stress in the electrolyte (MPa) against ``abscissa``, with the
-    electrolyte's tensile strength when it is known."""
+    electrolyte's tensile strength when it is known.
+
+    The history holds only the largest cell value (``sigma1_max_SE``), which sits (with
+    ``sharp`` particle corners) at a corner where the elastic stress is singular: it grows
+    with mesh refinement and is not comparable with the strength. The figure says so; the
+    history has no regularised (averaged) stress measure to draw instead."""
     if not _has(history, abscissa, "sigma1_max_SE"):
         return None
     fig = new_figure()
     ax = fig.add_subplot()
     ax.plot(history[abscissa], history["sigma1_max_SE"], "-o", ms=2.5, color="#c62828",
-            label="largest principal stress in the electrolyte")
+            label="largest principal stress in the electrolyte "
+                  + ("(at a sharp particle corner, mesh-dependent)" if sharp else "(largest cell value, mesh-dependent)"))
     if strength_mpa:
-        ax.axhline(strength_mpa, color="k", ls="--", lw=1.0, label=f"electrolyte strength {strength_mpa:.4g} MPa")
+        ax.axhline(strength_mpa, color="k", ls="--", lw=1.0,
+                   label=f"tensile strength of the electrolyte {strength_mpa:.4g} MPa (material value)")
     ax.axhline(0.0, color="0.6", lw=0.6)
     ax.set_xlabel(AXIS.get(abscissa, abscissa))
-    ax.set_ylabel("sigma_1 max in the electrolyte (MPa)")
-    ax.set_title("electrolyte tension (crack driver)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_ylabel("largest principal stress in the electrolyte (MPa)")
+    ax.set_title(_wrap(SINGULAR_NOTE if sharp else PEAK_NOTE, 95), fontsize=8)
+    ax.legend(fontsize=7, loc="best")
     return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def solver_figure(history_all: dict):

@@ -57,7 +57,7 @@ def post_run(run_dir: str | Path, out_dir: str | Path | None = None, steps: list
             stages[name] = detect_stages_from_history(history_csv, abscissa=name, **options)
 
     strength = get_path(summary or {}, "failure_properties.electrolyte.strength_Pa")
-    units = (summary or {}).get("history_units", {})
+    units = {**_history_units(), **((summary or {}).get("history_units") or {})}
     figures: dict[str, list[Path]] = {}
     skipped: dict[str, str] = {}
 
@@ -73,18 +73,26 @@ def post_run(run_dir: str | Path, out_dir: str | Path | None = None, steps: list
     emit("crack_vs_strain", plots.crack_figure(history, stages["vol_strain"], "vol_strain", dimension)
          if "vol_strain" in stages else None, no_crack)
     emit("energies", plots.energy_figure(history, abscissa, dimension), "no energy columns")
-    emit("stress", plots.stress_figure(history, abscissa, strength * 1e-6 if strength else None),
+    emit("stress", plots.stress_figure(history, abscissa, strength * 1e-6 if strength else None,
+                                       plots.sharp_corners(case)),
          "no sigma1_max_SE column")
     emit("solver", plots.solver_figure(all_rows), "no solver columns")
     emit("voltage", plots.voltage_figure(history, _short_unit(units.get("voltage"), "V"),
-                                         _short_unit(units.get("capacity"), ""), dimension),
+                                         _short_unit(units.get("capacity"), "mAh/cm^2"), dimension),
          "no voltage and capacity columns (electrochemistry not in this run)")
-    fields_note = _field_figures(run_dir, out, steps, history, formats, figures, skipped)
+    fields_note = _field_figures(run_dir, out, steps, history, formats, figures, skipped, case)
 
     report = out / "report.md"
     report.write_text(_report_text(run_dir, out, case, summary, status, history, stages, abscissa,
                                    figures, skipped, fields_note, dimension))
     return {"report": report, "figures": figures, "stages": stages, "skipped": skipped}
+
+
+def _history_units() -> dict:
+    """The units of the history columns as the solver documents them."""
+    from solver.runs.writers import HISTORY_UNITS
+
+    return dict(HISTORY_UNITS)
 
 
 def _short_unit(text: str | None, default: str) -> str:
@@ -93,8 +101,8 @@ def _short_unit(text: str | None, default: str) -> str:
     return text.split(" (")[0].strip() or default
 
 
-def _field_figures(run_dir: Path, out: Path, steps, history, formats, figures, skipped) -> str:
-    from postprocess.fields import field_figure, read_field_file, select_outputs
+def _field_figures(run_dir: Path, out: Path, steps, history, formats, figures, skipped, case=None) -> str:
+    from postprocess.fields import damageable_phases, field_figure, read_field_file, select_outputs, series_limits
 
     h5 = run_dir / "fields.h5"
     if steps is not None and "none" in steps:
@@ -109,16 +117,21 @@ def _field_figures(run_dir: Path, out: Path, steps, history, formats, figures, s
     if not ff.times:
         skipped["fields"] = f"{h5}: no field output yet"
         return skipped["fields"]
-    for k in select_outputs(steps, len(ff.times), h5):
+    chosen = select_outputs(steps, len(ff.times), h5)
+    limits = series_limits(ff, "max_principal") if chosen and ff.has("max_principal") else None
+    for k in chosen:
         t = ff.times[k]
-        fig = field_figure(ff, t, title=f"{run_dir.name}: output {k}, t = {t:g} s{_state_at(history, t)}")
+        fig = field_figure(ff, t, title=f"{run_dir.name}: output {k}, t = {t:g} s{_state_at(history, t)}",
+                           damageable=damageable_phases(case), stress_limits=limits,
+                           sharp=plots.sharp_corners(case))
         figures[f"fields_{k:04d}"] = plots.save(fig, out, f"fields_{k:04d}", formats)
     return ""
 
 
-def _state_at(history: dict, t: float) -> str:
-    """', step 5, SOC 0.000, vol. strain 0.0300' for the accepted row at time t."""
-    if "time" not in history:
+def state_text(history: dict, t: float) -> str:
+    """'step 5, SOC 0.433, vol. strain 0.0300, charge' for the accepted row at time t
+    ('' when the history has no row at that time)."""
+    if not history or "time" not in history:
         return ""
     rows = np.flatnonzero(np.isclose(history["time"], t, rtol=1e-9, atol=1e-9))
     if rows.size == 0:
@@ -127,11 +140,19 @@ def _state_at(history: dict, t: float) -> str:
     parts = []
     if "step" in history:
         parts.append(f"step {int(history['step'][i])}")
-    if "soc" in history:
+    if "soc" in history and np.isfinite(history["soc"][i]):
         parts.append(f"SOC {history['soc'][i]:.3f}")
-    if "vol_strain" in history:
-        parts.append(f"vol. strain {history['vol_strain'][i]:.4f}")
-    return ", " + ", ".join(parts) if parts else ""
+    if "vol_strain" in history and np.isfinite(history["vol_strain"][i]):
+        parts.append(f"particle vol. strain {history['vol_strain'][i]:.4f}")
+    if "mode" in history and str(history["mode"][i]):
+        parts.append(str(history["mode"][i]))
+    return ", ".join(parts)
+
+
+def _state_at(history: dict, t: float) -> str:
+    """', ' + :func:`state_text` (or '')."""
+    text = state_text(history, t)
+    return ", " + text if text else ""
 
 
 # --------------------------------------------------------------------------- report.md
@@ -155,14 +176,15 @@ def _last(history: dict, name: str):
 
 
 def _failure_text(spec: dict | None) -> str:
+    """The given failure properties with their units ('' when none are given)."""
     if not spec:
-        return "-"
+        return ""
     parts = []
     for key, unit, scale in (("Gc", "J/m^2", 1.0), ("K_Ic", "MPa m^0.5", 1e-6), ("ell", "um", 1e6),
-                             ("strength", "MPa", 1e-6), ("critical_strain", "", 1.0)):
-        if spec.get(key) is not None:
-            parts.append(f"{key} = {spec[key] * scale:.4g} {unit}".strip())
-    return ", ".join(parts) or "-"
+                             ("strength", "MPa", 1e-6), ("critical_strain", "(strain)", 1.0)):
+        if isinstance(spec.get(key), (int, float)):
+            parts.append(f"{key} = {spec[key] * scale:.4g} {unit}")
+    return ", ".join(parts)
 
 
 def _boundary_text(boundary: dict) -> str:
@@ -172,72 +194,142 @@ def _boundary_text(boundary: dict) -> str:
             parts.append(f"{side}: pressure {bc.get('value', 0) * 1e-6:.4g} MPa")
         else:
             parts.append(f"{side}: {bc.get('type') if isinstance(bc, dict) else bc}")
-    return ", ".join(parts) or "-"
+    return ", ".join(parts)
+
+
+def _number(v, scale=None, spec=".4g"):
+    """A number of the case in display units, or None when the case does not give one."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return format(v * scale if scale is not None else v, spec)
+
+
+def _joined(*parts) -> str:
+    """The parts that are given (not None or empty), joined by commas."""
+    return ", ".join(p for p in parts if p)
+
+
+def _loading_text(case: dict) -> str:
+    """The loading of a case in words, with units; only what the case sets."""
+    loading = get_path(case, "loading") or {}
+    kind = loading.get("type", "prescribed")
+    if kind == "galvanostatic":
+        segments = []
+        for seg in loading.get("protocol") or []:
+            text = str(seg.get("mode", "?"))
+            if seg.get("c_rate") is not None:
+                text += f" at {_number(seg['c_rate'])}C"
+            elif seg.get("current_density") is not None:
+                text += f" at {_number(seg['current_density'])} A/m^2"
+            if seg.get("cutoff") is not None:
+                text += f" to {_number(seg['cutoff'])} V"
+            if seg.get("voltage") is not None:
+                text += f" at {_number(seg['voltage'])} V"
+            if seg.get("duration") is not None:
+                text += f" for {_number(seg['duration'])} s"
+            segments.append(text)
+        current = (f"{_number(loading['current_density'])} A/m^2" if loading.get("current_density") is not None
+                   else f"{_number(loading.get('c_rate'))}C" if _number(loading.get("c_rate")) else "")
+        cycles = loading.get("cycles")
+        return _joined(
+            "galvanostatic",
+            f"current {current}" if current else "",
+            f"cut-offs {_number(loading.get('v_min'))} V (discharge) and {_number(loading.get('v_max'))} V (charge)"
+            if _number(loading.get("v_min")) and _number(loading.get("v_max")) else "",
+            f"initial lithium fraction x = {_number(loading.get('initial_lithiation'))}"
+            if _number(loading.get("initial_lithiation")) else "",
+            ("protocol: " + "; ".join(segments)) if segments else "",
+            f"{cycles} cycles" if isinstance(cycles, int) and cycles > 1 else "")
+    path = loading.get("path")
+    return _joined(
+        kind,
+        f"lithium fraction path {', '.join(_number(v) for v in path)}" if isinstance(path, list) and path else "",
+        f"{loading['steps']} steps per segment" if isinstance(loading.get("steps"), int) else "",
+        f"{_number(loading.get('duration'))} s per segment" if _number(loading.get("duration")) else "")
 
 
 def _parameter_rows(case: dict, summary: dict | None) -> list[tuple[str, str]]:
-    """(parameter, value) rows of the report, in display units (um, GPa, MPa, %)."""
+    """(parameter, value) rows of the report, in display units (um, GPa, MPa, %); a row
+    or a part of a row whose values the case does not give is left out."""
 
-    def value(path, scale=None):
-        v = get_path(case, path)
-        if scale is not None and isinstance(v, (int, float)):
-            v = v * scale
-        return _fmt(v)
+    def num(path, scale=None):
+        return _number(get_path(case, path), scale)
 
     def named(path):
         name = get_path(case, path + ".name")
         return f" ({name})" if name else ""
 
-    particles = value("geometry.particles.shape")
-    if get_path(case, "geometry.particles.shape") == "polygon":
-        particles += f", {value('geometry.particles.sides')} sides"
-    particles += (f", radius {value('geometry.particles.radius', 1e6)} um, target fraction "
-                  f"{value('geometry.particles.volume_fraction')}, seed {value('geometry.particles.seed')}")
+    p = "geometry.particles."
+    shape = get_path(case, p + "shape")
+    particles = _joined(
+        str(shape) if shape else "",
+        f"{num(p + 'sides')} sides" if shape == "polygon" and num(p + "sides") else "",
+        f"radius {num(p + 'radius', 1e6)} um" if num(p + "radius", 1e6) else "",
+        f"target fraction {num(p + 'volume_fraction')}" if num(p + "volume_fraction") else "",
+        f"seed {num(p + 'seed')}" if num(p + "seed") is not None else "")
+    m = "geometry.mesh."
+    mesh = _joined(f"size {num(m + 'size', 1e6)} um" if num(m + "size", 1e6) else "",
+                   f"at interfaces {num(m + 'interface_size', 1e6)} um" if num(m + "interface_size", 1e6) else "",
+                   f"order {num(m + 'order')}" if num(m + "order") else "")
+    table = get_path(case, "materials.active.expansion_table")
+    active = _joined(f"E = {num('materials.active.E', 1e-9)} GPa" if num("materials.active.E", 1e-9) else "",
+                     f"nu = {num('materials.active.nu')}" if num("materials.active.nu") else "",
+                     f"expansion table {table.get('strain')} (volumetric strain)" if isinstance(table, dict)
+                     else f"expansion = {num('materials.active.expansion', 100)} % (volumetric, x = 0 to 1)"
+                     if num("materials.active.expansion", 100) else "") + named("materials.active")
+    electrolyte = _joined(f"E = {num('materials.electrolyte.E', 1e-9)} GPa" if num("materials.electrolyte.E", 1e-9)
+                          else "", f"nu = {num('materials.electrolyte.nu')}" if num("materials.electrolyte.nu")
+                          else "") + named("materials.electrolyte")
     fracture = "disabled"
     if get_path(case, "fracture.enabled"):
-        fracture = (f"{value('fracture.model')}, split {value('fracture.split')}, driving force "
-                    f"{value('fracture.driving_force')}, phases {value('fracture.phases')}, "
-                    f"scheme {value('fracture.scheme.type')}")
+        f = "fracture."
+        phases = get_path(case, f + "phases")
+        fracture = _joined(*(f"{label} {get_path(case, f + key)}" if get_path(case, f + key) else ""
+                             for label, key in (("model", "model"), ("split", "split"),
+                                                ("driving force", "driving_force"), ("scheme", "scheme.type"))),
+                           f"damage in {', '.join(phases)}" if isinstance(phases, list) else "")
+    size = get_path(case, "geometry.size")
     rows = [
-        ("dimension", value("dimension")),
-        ("domain (um)", " x ".join(f"{v * 1e6:.4g}" for v in get_path(case, "geometry.size") or []) or "-"),
+        ("dimension", num("dimension") or ""),
+        ("domain (um)", " x ".join(f"{v * 1e6:.4g}" for v in size) if isinstance(size, list) else ""),
         ("particles", particles),
-        ("mesh (um)", f"size {value('geometry.mesh.size', 1e6)}, at interfaces "
-                      f"{value('geometry.mesh.interface_size', 1e6)}, order {value('geometry.mesh.order')}"),
-        ("active material", f"E = {value('materials.active.E', 1e-9)} GPa, nu = {value('materials.active.nu')}, "
-                            + (f"expansion table {get_path(case, 'materials.active.expansion_table.strain')}"
-                               if get_path(case, "materials.active.expansion_table") else
-                               f"expansion = {value('materials.active.expansion', 100)} %")
-                            + named("materials.active")),
-        ("electrolyte", f"E = {value('materials.electrolyte.E', 1e-9)} GPa, "
-                        f"nu = {value('materials.electrolyte.nu')}{named('materials.electrolyte')}"),
+        ("mesh", mesh),
+        ("active material", active),
+        ("electrolyte", electrolyte),
         ("electrolyte failure (given)", _failure_text(get_path(case, "materials.electrolyte.fracture"))),
         ("boundary conditions", _boundary_text(get_path(case, "mechanics.boundary"))),
-        ("loading", f"{value('loading.type')}: path {value('loading.path')}, {value('loading.steps')} steps per "
-                    f"segment, {value('loading.duration')} s per segment"),
+        ("loading", _loading_text(case)),
         ("fracture", fracture),
     ]
-    if not summary:
-        return rows
-    resolved = get_path(summary, "failure_properties.electrolyte")
-    if resolved:
-        rows.append(("electrolyte failure (resolved)",
-                     f"Gc = {_fmt(resolved.get('Gc_J_m2'))} J/m^2, ell = {_fmt((resolved.get('ell_m') or 0) * 1e6)} "
-                     f"um, strength = {_fmt((resolved.get('strength_Pa') or 0) * 1e-6)} MPa"))
-    dofs = ", ".join(f"{k} {v}" for k, v in (summary.get("dofs") or {}).items()) or "-"
-    versions = ", ".join(f"{k} {v}" for k, v in (summary.get("versions") or {}).items()
-                         if k in ("ssbfrac", "dolfinx", "petsc"))
-    rows += [
-        ("particles (achieved)", f"{_fmt(summary.get('particles'))}, AM fraction {_fmt(summary.get('am_fraction'))}"),
-        ("cells / DOFs", f"{_fmt(get_path(summary, 'mesh.cells_global'))} / {dofs}"),
-        ("MPI ranks", _fmt(summary.get("ranks"))),
-        ("wall time (s)", _fmt(summary.get("wall_time_s"), ".1f")),
-        ("versions", versions or "-"),
-    ]
-    return rows
+    if summary:
+        resolved = get_path(summary, "failure_properties.electrolyte") or {}
+        rows.append(("electrolyte failure (resolved)", _joined(
+            f"Gc = {_number(resolved.get('Gc_J_m2'))} J/m^2" if _number(resolved.get("Gc_J_m2")) else "",
+            f"ell = {_number(resolved.get('ell_m'), 1e6)} um" if _number(resolved.get("ell_m"), 1e6) else "",
+            f"strength = {_number(resolved.get('strength_Pa'), 1e-6)} MPa"
+            if _number(resolved.get("strength_Pa"), 1e-6) else "")))
+        dofs = ", ".join(f"{k} {v}" for k, v in (summary.get("dofs") or {}).items())
+        cells = get_path(summary, "mesh.cells_global")
+        versions = ", ".join(f"{k} {v}" for k, v in (summary.get("versions") or {}).items()
+                             if k in ("ssbfrac", "dolfinx", "petsc"))
+        rows += [
+            ("particles (achieved)", _joined(f"{summary['particles']} particles"
+                                             if isinstance(summary.get("particles"), int) else "",
+                                             f"active-material fraction {_number(summary.get('am_fraction'))}"
+                                             if _number(summary.get("am_fraction")) else "")),
+            ("mesh (achieved)", _joined(f"{cells} cells" if isinstance(cells, int) else "",
+                                        f"degrees of freedom: {dofs}" if dofs else "")),
+            ("MPI ranks", str(summary["ranks"]) if isinstance(summary.get("ranks"), int) else ""),
+            ("wall time", f"{_number(summary.get('wall_time_s'), spec='.1f')} s"
+             if _number(summary.get("wall_time_s")) else ""),
+            ("versions", versions),
+        ]
+    return [(k, v) for k, v in rows if v]
 
 
-def _stage_table(stages: dict) -> list[str]:
+def _stage_table(stages: dict, crack_unit: str) -> list[str]:
+    """The stages against each coordinate: a row is left out when it applies to none of
+    them (e.g. no stage III); a cell whose stage was not detected says so."""
     usable = {k: v for k, v in stages.items() if v.get("available")}
     if not usable:
         reason = next(iter(stages.values()), {}).get("reason", "no crack measures in the history")
@@ -246,22 +338,30 @@ def _stage_table(stages: dict) -> list[str]:
     head = "| quantity | " + " | ".join(f"against {usable[n]['coordinate']}" for n in names) + " |"
     lines = [head, "|---|" + "---|" * len(names)]
 
-    def row(label, fn):
-        lines.append(f"| {label} | " + " | ".join(fn(usable[n], n) for n in names) + " |")
+    def row(label, fn, applies=lambda r: True, otherwise="not detected"):
+        if not any(applies(usable[n]) for n in names):
+            return
+        lines.append(f"| {label} | " + " | ".join(fn(usable[n], n) if applies(usable[n]) else otherwise
+                                                  for n in names) + " |")
+
+    def crack(v):
+        return f"{_fmt(v)} {crack_unit}"
 
     row("cracked", lambda r, n: _fmt(r["cracked"]))
     row("stages detected (I / II / III)", lambda r, n: " / ".join(
         _fmt(r[f"stage_{s}_detected"]) for s in ("I", "II", "III")))
-    row("onset (first crack)", lambda r, n: f"{n} = {_fmt(r['onset_value'])} (step {_fmt(r['onset_step'])})"
-        if r["onset_load"] is not None else "-")
-    row("onset, stage-II line extrapolated", lambda r, n: f"{n} = {_fmt(r['onset_extrapolated_value'])}"
-        if r["onset_load_extrapolated"] is not None else "-")
-    row("stage-II rate (crack per unit of the coordinate)", lambda r, n: _fmt(r["stage_II_rate"]))
-    row("stage III from", lambda r, n: f"{n} = {_fmt(r['stage_III_start_value'])}"
-        if r["stage_III_detected"] else "-")
-    row("saturation level", lambda r, n: _fmt(r["saturation_level"]))
-    row("final crack", lambda r, n: _fmt(r["final_crack"]))
-    row("note", lambda r, n: r.get("note", ""))
+    row("onset (first crack)", lambda r, n: f"{n} = {_fmt(r['onset_value'])} (step {_fmt(r['onset_step'])})",
+        lambda r: r.get("onset_load") is not None, "no crack")
+    row("onset, stage-II line extrapolated", lambda r, n: f"{n} = {_fmt(r['onset_extrapolated_value'])}",
+        lambda r: r.get("onset_load_extrapolated") is not None)
+    row("stage-II rate", lambda r, n: f"{_fmt(r['stage_II_rate'])} {plots.rate_unit(crack_unit, n)}",
+        lambda r: r.get("stage_II_rate") is not None)
+    row("stage III from", lambda r, n: f"{n} = {_fmt(r['stage_III_start_value'])}",
+        lambda r: bool(r.get("stage_III_detected")), "still growing at the end")
+    row("saturation level", lambda r, n: crack(r["saturation_level"]),
+        lambda r: r.get("saturation_level") is not None, "still growing at the end")
+    row("final crack (regularised)", lambda r, n: crack(r["final_crack"]), lambda r: r.get("final_crack") is not None)
+    row("summary", lambda r, n: plots.stage_summary(r, n, crack_unit))
     return lines
 
 
@@ -279,26 +379,34 @@ def _report_text(run_dir, out, case, summary, status, history, stages, abscissa,
         lines += ["The run is not complete: the numbers below are those of the rows written so far.", ""]
 
     lines += ["## Crack growth", ""]
-    lines += _stage_table(stages)
-    lines += ["", f"Crack lengths in {u['crack']}. Stages after Bucci et al., J. Mater. Chem. A 5 (2017) 19422: "
+    lines += _stage_table(stages, u["crack"])
+    lines += ["", f"Stages of the regularised crack length ({u['crack']}) after Bucci et al., J. Mater. Chem. A 5 (2017) 19422: "
               "I no crack until the onset, II growth at a near-constant rate, III deceleration and saturation. "
               "The onset is where the crack first exceeds a small fraction of its total growth (and an absolute "
               "floor); the stage-II rate is a Theil-Sen fit over the central part of the rise; stage III starts "
               "where the local growth rate falls below half the stage-II rate for good. Exact definitions: "
               "docs/postprocessing.md.", ""]
-    finals = [("crack length, regularised", "crack_length", u["crack"]),
-              ("crack length, d >= 0.9", "crack_length_sharp", u["crack"]),
-              ("damaged fraction (d >= 0.9)", "damaged_fraction", "-"),
-              ("crack segments", "crack_segments", "-"),
-              ("largest damage", "d_max", "-"),
-              ("largest electrolyte tension", "sigma1_max_SE", "MPa"),
+    hunits = {**_history_units(), **((summary or {}).get("history_units") or {})}  # summary's win
+    finals = [(plots.CRACK_LABELS["crack_length"], "crack_length", u["crack"]),
+              (plots.CRACK_LABELS["crack_length_sharp"] + " (2D)", "crack_length_sharp", u["crack"]),
+              ("damaged fraction: volume of d >= 0.9 / volume of the damageable phases", "damaged_fraction",
+               "fraction"),
+              ("crack segments: connected regions of d >= 0.9", "crack_segments", "count"),
+              ("largest damage", "d_max", "0 (intact) to 1 (broken)"),
+              ("largest electrolyte tension, at a sharp particle corner (a stress singularity: "
+               "mesh-dependent, not comparable with the strength)" if plots.sharp_corners(case) else
+               "largest electrolyte tension, the largest cell value (mesh-dependent, not comparable with the "
+               "strength)", "sigma1_max_SE", "MPa"),
+              ("most compressive hydrostatic stress in the particles", "sigma_h_min_AM", "MPa"),
               ("elastic energy", "elastic_energy", u["energy"]),
               ("fracture energy", "fracture_energy", u["energy"]),
-              ("capacity", "capacity", ""),
-              ("voltage", "voltage", "V")]
-    rows = [(label, _last(history, col), unit) for label, col, unit in finals if col in history]
+              ("capacity passed in the last protocol segment", "capacity",
+               _short_unit(hunits.get("capacity"), "mAh/cm^2")),
+              ("voltage", "voltage", _short_unit(hunits.get("voltage"), "V")),
+              ("effective ionic conductivity of the electrolyte / its intact value", "kappa_eff_rel", "fraction")]
+    rows = [(label, v, unit) for label, col, unit in finals if (v := _last(history, col)) is not None]
     if rows:
-        lines += ["| final value (last accepted row) | | unit |", "|---|---|---|"]
+        lines += ["| final value (last accepted row) | value | unit |", "|---|---|---|"]
         lines += [f"| {label} | {_fmt(v)} | {unit} |" for label, v, unit in rows]
         lines += [""]
 

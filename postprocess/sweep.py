@@ -29,8 +29,9 @@ A run is *complete* with summary.json, *failed* with error.txt or when its
   particle volumetric strain;
 * ``SWEEP_DIR/plots/map.png|pdf``, when exactly two numeric parameters besides the seed
   are varied (e.g. expansion x Gc): a fracture map, each cell coloured by the mean final
-  crack length (d >= 0.9) over the seeds and labelled with how many of its runs cracked
-  (final crack length, d >= 0.9, of at least :data:`MAP_CRACK_THRESHOLD` um).
+  sharp crack length (half the length of the d = 0.5 iso-line) over the seeds and labelled
+  with how many of its runs cracked (a final sharp crack length of at least
+  :data:`MAP_CRACK_THRESHOLD` um).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ RESULT_COLUMNS = [
     "stage_II_rate",              # crack length per unit |vol_strain| in stage II
     "saturation_crack_length",    # plateau of stage III (empty if no saturation)
     "final_crack_length",         # regularised crack length, last accepted row
-    "final_crack_length_sharp",   # crack length of d >= 0.9, last accepted row
+    "final_crack_length_sharp",   # sharp crack length (half the d = 0.5 iso-line), last accepted row
     "damaged_fraction",           # fraction of the damageable phase with d >= 0.9
     "capacity",                   # last capacity value, when the history has one
     "discharge_capacity",         # cycling: charge of the first discharge / theoretical capacity
@@ -69,20 +70,20 @@ RESULT_COLUMNS = [
 #: metrics drawn by the trend plot: (column, axis label)
 TREND_METRICS = [
     ("onset_vol_strain", "onset: particle volumetric strain (-)"),
-    ("stage_II_rate", "stage-II rate (um per unit strain)"),
+    ("stage_II_rate", "stage-II rate (um per unit volumetric strain)"),
     ("final_crack_length", "final crack length, regularised (um)"),
-    ("final_crack_length_sharp", "final crack length, d >= 0.9 (um)"),
+    ("final_crack_length_sharp", "final sharp crack length: half the d = 0.5 iso-line (um)"),
 ]
 #: the panels of a cycling sweep (galvanostatic runs) replace the last one
 CYCLING_METRICS = [
     ("onset_vol_strain", "onset: particle volumetric strain (-)"),
-    ("stage_II_rate", "stage-II rate (um per unit strain)"),
+    ("stage_II_rate", "stage-II rate (um per unit volumetric strain)"),
     ("final_crack_length", "final crack length, regularised (um)"),
     ("discharge_capacity", "first discharge capacity / theoretical (-)"),
 ]
 
 
-#: a run of a fracture map "cracked" when its final crack (d >= 0.9) is at least this long, um
+#: a run of a fracture map "cracked" when its final sharp crack length is at least this long, um
 MAP_CRACK_THRESHOLD = 1.0
 
 
@@ -441,8 +442,8 @@ def map_figure(rows: list[dict], x_param: str, y_param: str, metric: str = "fina
     ax.set_yticks(range(len(ys)), [f"{v * yscale:g}" for v in ys])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    fig.colorbar(image, ax=ax, label="mean final crack length, d >= 0.9 (um)")
-    ax.set_title(f"fracture map: mean crack length; runs with a crack of at least {MAP_CRACK_THRESHOLD:g} um",
+    fig.colorbar(image, ax=ax, label="mean final sharp crack length (um)\n(half the length of the d = 0.5 iso-line)")
+    ax.set_title(f"fracture map: mean sharp crack length; k/n: runs with at least {MAP_CRACK_THRESHOLD:g} um",
                  fontsize=8)
     return fig
 

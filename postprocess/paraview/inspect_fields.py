@@ -1,10 +1,11 @@
-"""pvbatch script: open a run's fields.xdmf and print what ParaView reads, as JSON.
+"""pvbatch script: open an XDMF file of a run and print what ParaView reads, as JSON.
 
-    pvbatch --force-offscreen-rendering inspect_fields.py RUN_DIR/fields.xdmf
+    pvbatch --force-offscreen-rendering inspect_fields.py RUN_DIR/fields_merged.xdmf
 
 Prints {"timesteps": [...], "blocks": [{"name", "points", "cells", "point_arrays",
-"cell_arrays"}, ...]} for the last time step. Used by the tests and by
-`ssbfrac paraview --inspect`.
+"cell_arrays"}, ...]} for the last time step: one block with every field for
+fields_merged.xdmf, one block per function for fields.xdmf (as DOLFINx writes it).
+Used by the tests and by `ssbfrac paraview --inspect` (on fields_merged.xdmf).
 """
 
 import json

@@ -1,4 +1,5 @@
-"""The files of a run: field time series (XDMF/HDF5, VTX), history.csv, profiles.csv, JSON.
+"""The files of a run: field time series (XDMF/HDF5, a merged XDMF, VTX), history.csv,
+profiles.csv, JSON.
 
 Writers are separate from the physics: they receive functions and numbers. Field files
 are written collectively; CSV and JSON only by rank 0.
@@ -40,7 +41,7 @@ HISTORY_UNITS = {
     "elastic_energy": "nJ/um in 2D (per um of thickness), nJ in 3D",
     "fracture_energy": "nJ/um in 2D, nJ in 3D",
     "crack_length": "um in 2D (regularised), um^2 in 3D (crack area)",
-    "crack_length_sharp": "um (2D), um^2 (3D): area/volume of d >= 0.9 divided by the optimal band width",
+    "crack_length_sharp": "um (sharp crack length: half the length of the d = 0.5 iso-line; 2D only, nan in 3D)",
     "damaged_fraction": "- (fraction of the damageable phase with d >= 0.9)",
     "crack_segments": "- (connected components of d >= 0.9)",
     "d_max": "-",
@@ -61,9 +62,11 @@ class FieldWriter:
     ``append``: continue an existing series (the mesh is not written again; the new time
     steps follow the old ones in the same temporal collections, which ParaView reads as
     one series). :meth:`reopen` closes and reopens the file, which leaves the HDF5 file
-    consistent on disk (done at every checkpoint). ``vtx_path``: also write the same
-    functions as an ADIOS2 VTX series (``*.bp``, ParaView's *ADIOS2VTXReader*; needs a
-    DOLFINx built with ADIOS2, see :func:`vtx_available`).
+    consistent on disk (done at every checkpoint). After every output, rank 0 rewrites
+    the merged series next to the file (:func:`merge_xdmf`: ``fields_merged.xdmf``, one
+    dataset with every field for ParaView). ``vtx_path``: also write the same functions
+    as an ADIOS2 VTX series (``*.bp``, the *ADIOS2VTXReader* of a ParaView built with
+    ADIOS2; needs a DOLFINx built with ADIOS2, see :func:`vtx_available`).
     """
 
     def __init__(self, path: Path, domain, functions: list, append: bool = False, vtx_path: Path | None = None):
@@ -110,6 +113,8 @@ class FieldWriter:
             if dst is not src:
                 dst.interpolate(src)
             self.file.write_function(dst, t)
+        if self._comm.rank == 0:  # DOLFINx has written the XML of fields.xdmf on rank 0
+            merge_xdmf(self.path)
         if self.vtx is not None:
             self.vtx.write(t)
 
@@ -117,6 +122,65 @@ class FieldWriter:
         self.file.close()
         if self.vtx is not None:
             self.vtx.close()
+
+
+def merged_xdmf_path(xdmf: str | Path) -> Path:
+    """The merged series written next to a field file (``fields.xdmf`` -> ``fields_merged.xdmf``)."""
+    xdmf = Path(xdmf)
+    return xdmf.with_name(f"{xdmf.stem}_merged{xdmf.suffix}")
+
+
+def merge_xdmf(xdmf: str | Path, out: str | Path | None = None) -> Path:
+    """Write the series of ``xdmf`` as one temporal collection with every field.
+
+    DOLFINx writes one temporal collection per function; each of its time steps is a grid
+    of the mesh carrying that one function, so ParaView's Xdmf3 readers deliver one block
+    per function. The merged file (``out``, default :func:`merged_xdmf_path`) has a single
+    temporal collection whose every time step is one grid of the mesh holding all the
+    functions written at that time. It points at the same HDF5 datasets as ``xdmf`` (by
+    the same relative path, so it must stay next to it) and holds no data itself. The file
+    is replaced atomically; returns its path."""
+    import copy
+    import xml.etree.ElementTree as ET
+
+    xdmf = Path(xdmf)
+    out = Path(out) if out is not None else merged_xdmf_path(xdmf)
+    domain = ET.parse(xdmf).getroot().find("Domain")
+    if domain is None:
+        raise ValueError(f"{xdmf}: no <Domain>: not an XDMF file")
+    grids = domain.findall("Grid")
+    mesh = next((g for g in grids if g.get("GridType", "Uniform") == "Uniform"
+                 and g.find("Topology") is not None and g.find("Geometry") is not None), None)
+    if mesh is None:
+        raise ValueError(f"{xdmf}: no mesh grid with <Topology> and <Geometry>")
+    steps: dict[float, tuple[str, dict]] = {}  # time -> (its text, {function: Attribute})
+    for collection in grids:
+        if collection.get("CollectionType") != "Temporal":
+            continue
+        for grid in collection.findall("Grid"):
+            time = grid.find("Time")
+            if time is None:
+                continue
+            text = time.get("Value")
+            attributes = steps.setdefault(float(text), (text, {}))[1]
+            for attribute in grid.findall("Attribute"):
+                attributes[attribute.get("Name")] = attribute  # a repeated output time: the last one
+    root = ET.Element("Xdmf", Version="3.0")
+    series = ET.SubElement(ET.SubElement(root, "Domain"), "Grid", Name="fields", GridType="Collection",
+                           CollectionType="Temporal")
+    for _, (text, attributes) in sorted(steps.items()):
+        grid = ET.SubElement(series, "Grid", Name="fields", GridType="Uniform")
+        grid.append(copy.deepcopy(mesh.find("Topology")))
+        grid.append(copy.deepcopy(mesh.find("Geometry")))
+        ET.SubElement(grid, "Time", Value=text)
+        for attribute in attributes.values():
+            grid.append(copy.deepcopy(attribute))
+    ET.indent(root, space="  ")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text('<?xml version="1.0"?>\n<!DOCTYPE Xdmf SYSTEM "Xdmf.dtd" []>\n'
+                   + ET.tostring(root, encoding="unicode") + "\n")
+    os.replace(tmp, out)
+    return out
 
 
 def vtx_available() -> bool:

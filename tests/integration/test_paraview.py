@@ -5,10 +5,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 from conftest import ROOT, ssbfrac_cmd, subprocess_env
+
+sys.path.insert(0, str(ROOT / "tests" / "unit"))  # test_post's fabricated fields, also when run alone
 
 PVBATCH = shutil.which("pvbatch")
 needs_pvbatch = pytest.mark.skipif(
@@ -67,6 +70,79 @@ def test_pvbatch_reads_fields(small_run):
     assert arrays["displacement"] == 3
 
 
+@needs_pvbatch
+def test_pvbatch_reads_the_merged_series_as_one_dataset(small_run):
+    """fields_merged.xdmf: ParaView 5.11 reads one dataset holding every field, with the
+    values of fields.h5, at every time step."""
+    import numpy as np
+
+    from postprocess.fields import read_field_file
+
+    script = small_run.parent / "read_merged.py"
+    script.write_text(
+        "import json, sys\n"
+        "from paraview import simple as pv\n"
+        "from paraview import servermanager as sm\n"
+        "reader = pv.Xdmf3ReaderS(FileName=[sys.argv[1]])\n"
+        "reader.UpdatePipelineInformation()\n"
+        "times = list(reader.TimestepValues)\n"
+        "out = {'times': times, 'steps': []}\n"
+        "for t in times:\n"
+        "    reader.UpdatePipeline(t)\n"
+        "    d = sm.Fetch(reader)\n"
+        "    pd, cd = d.GetPointData(), d.GetCellData()\n"
+        "    arrays = {pd.GetArrayName(i): list(pd.GetArray(i).GetRange(-1)) for i in range(pd.GetNumberOfArrays())}\n"
+        "    arrays.update({cd.GetArrayName(i): list(cd.GetArray(i).GetRange(0)) for i in range(cd.GetNumberOfArrays())})\n"
+        "    out['steps'].append({'class': d.GetClassName(), 'points': d.GetNumberOfPoints(),\n"
+        "                         'cells': d.GetNumberOfCells(), 'arrays': arrays})\n"
+        "print('SSBFRAC_JSON ' + json.dumps(out))\n")
+    env = {k: v for k, v in subprocess_env().items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    p = subprocess.run([PVBATCH, "--force-offscreen-rendering", str(script), str(small_run / "fields_merged.xdmf")],
+                       capture_output=True, text=True, timeout=300, env=env)
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("SSBFRAC_JSON ")]
+    assert p.returncode == 0 and line, p.stdout + p.stderr
+    info = json.loads(line[0].split(" ", 1)[1])
+    ff = read_field_file(small_run / "fields.h5")
+    mesh = json.loads((small_run / "mesh.json").read_text())["mesh"]
+    assert info["times"] == pytest.approx(ff.times) and len(info["times"]) == 6
+    for t, step in zip(ff.times, info["steps"]):
+        assert step["class"] == "vtkUnstructuredGrid"  # one dataset, not a block per function
+        assert step["points"] == mesh["vertices_global"] and step["cells"] == mesh["cells_global"]
+        assert set(FIELDS) <= set(step["arrays"]) and set(step["arrays"]) == set(ff.keys)
+        for name in ("max_principal", "von_mises", "lithiation"):
+            values, _ = ff.values(name, t)
+            assert step["arrays"][name] == pytest.approx([values.min(), values.max()], rel=1e-6, abs=1e-12)
+        u, _ = ff.values("displacement", t)
+        assert step["arrays"]["displacement"][1] == pytest.approx(np.linalg.norm(u, axis=1).max(), rel=1e-6)
+
+
+LOAD_STATE = (
+    "import json, os, sys\n"
+    "from paraview import simple as pv\n"
+    "from paraview import servermanager as sm\n"
+    "state, mode = sys.argv[1], sys.argv[2]\n"
+    "if mode == 'from its folder':\n"
+    "    os.chdir(os.path.dirname(state))\n"
+    "    pv.LoadState(state)\n"
+    "else:  # the GUI's 'Search files under specified directory', the state's folder\n"
+    "    pv.LoadState(state, data_directory=os.path.dirname(state))\n"
+    "reader = pv.FindSource('fields_merged.xdmf')\n"
+    "times = list(reader.TimestepValues)\n"
+    "names = []\n"
+    "for name in ('fields_merged.xdmf', 'max_principal in MPa', 'von_mises in MPa', 'hydrostatic in MPa',\n"
+    "             'sigma_zz in MPa'):\n"
+    "    source = pv.FindSource(name)\n"
+    "    if source is not None:\n"
+    "        last = source\n"
+    "last.UpdatePipeline(times[-1])\n"
+    "d = sm.Fetch(last)\n"
+    "names = [d.GetPointData().GetArrayName(i) for i in range(d.GetPointData().GetNumberOfArrays())]\n"
+    "names += [d.GetCellData().GetArrayName(i) for i in range(d.GetCellData().GetNumberOfArrays())]\n"
+    "print('SSBFRAC_JSON ' + json.dumps({'file': list(reader.FileName), 'times': times, 'class': d.GetClassName(),\n"
+    "                                    'points': d.GetNumberOfPoints(), 'cells': d.GetNumberOfCells(),\n"
+    "                                    'arrays': names}))\n")
+
+
 @needs_rendering
 def test_ssbfrac_paraview_renders_and_writes_a_state(small_run, tmp_path):
     from postprocess.paraview_cli import pvbatch_command, run_pvbatch
@@ -79,32 +155,48 @@ def test_ssbfrac_paraview_renders_and_writes_a_state(small_run, tmp_path):
         assert_picture(out / f"{field}_0005.png")
         assert (out / f"{field}_0000.png").is_file()
     state = out / "fields.pvsm"
-    assert state.is_file() and str((small_run / "fields.xdmf").resolve()) in state.read_text()
+    assert state.is_file()
+    text = state.read_text()
+    relative = os.path.relpath(small_run / "fields_merged.xdmf", out)
+    assert f'value="{relative}"' in text and str(small_run.resolve()) not in text
 
-    # the state opens again, and its merge filter gives one dataset with every field
-    script = tmp_path / "load_state.py"
-    script.write_text(
-        "import json, sys\n"
-        "from paraview import simple as pv\n"
-        "from paraview import servermanager as sm\n"
-        "pv.LoadState(sys.argv[1])\n"
-        "reader, merge = pv.FindSource('fields.xdmf'), pv.FindSource('merge fields')\n"
-        "times = list(reader.TimestepValues)\n"
-        "merge.UpdatePipeline(times[-1])\n"
-        "d = sm.Fetch(merge)\n"
-        "names = [d.GetPointData().GetArrayName(i) for i in range(d.GetPointData().GetNumberOfArrays())]\n"
-        "names += [d.GetCellData().GetArrayName(i) for i in range(d.GetCellData().GetNumberOfArrays())]\n"
-        "print('SSBFRAC_JSON ' + json.dumps({'times': times, 'points': d.GetNumberOfPoints(),\n"
-        "                                    'cells': d.GetNumberOfCells(), 'arrays': names}))\n")
-    loaded = run_pvbatch(pvbatch_command(PVBATCH, script, [str(state)]))
-    mesh = json.loads((small_run / "mesh.json").read_text())["mesh"]
-    assert len(loaded["times"]) == 6
-    assert loaded["points"] == mesh["vertices_global"] and loaded["cells"] == mesh["cells_global"]
-    assert set(FIELDS) <= set(loaded["arrays"])
+    # a state written into the run directory opens from a copy of it, the original gone
+    r = ssbfrac("paraview", small_run, "--steps", "-1", "--fields", "max_principal", "--size", "640", "480")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'value="../fields_merged.xdmf"' in (small_run / "paraview" / "fields.pvsm").read_text()
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(small_run, copy)
+    hidden = small_run.with_name(small_run.name + "_hidden")
+    small_run.rename(hidden)
+    try:
+        script = tmp_path / "load_state.py"
+        script.write_text(LOAD_STATE)
+        mesh = json.loads((copy / "mesh.json").read_text())["mesh"]
+        for mode in ("from its folder", "search the state's folder"):
+            loaded = run_pvbatch(pvbatch_command(PVBATCH, script, [str(copy / "paraview" / "fields.pvsm"), mode]))
+            assert len(loaded["times"]) == 6, mode
+            assert loaded["class"] == "vtkUnstructuredGrid", mode
+            assert loaded["points"] == mesh["vertices_global"] and loaded["cells"] == mesh["cells_global"], mode
+            assert set(FIELDS) <= set(loaded["arrays"]), mode
+            assert {"max_principal_MPa", "von_mises_MPa"} <= set(loaded["arrays"]), mode
+    finally:
+        hidden.rename(small_run)
+
+
+def crop(path, box):
+    """A region (x0, y0, x1, y1 as fractions of the width and height) of a PNG, as RGB."""
+    import matplotlib.image
+
+    img = matplotlib.image.imread(path)[..., :3]
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = box
+    return img[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)]
 
 
 @needs_rendering
 def test_ssbfrac_paraview_colours_damage(tmp_path):
+    import numpy as np
+
     from test_post import write_damage_fields
 
     run = tmp_path / "run"
@@ -116,11 +208,53 @@ def test_ssbfrac_paraview_colours_damage(tmp_path):
         for field in ("damage", "max_principal"):
             assert (run / "paraview" / f"{field}_{k:04d}.png").is_file()
     assert_picture(run / "paraview" / "damage_0002.png")
+    # the colour bar (limits and labels) is the same at every output step of a field,
+    # although the stresses at output 1 are half those at output 2
+    bar = (0.78, 0.15, 1.0, 0.85)
+    for field in ("damage", "max_principal"):
+        assert np.array_equal(crop(run / "paraview" / f"{field}_0001.png", bar),
+                              crop(run / "paraview" / f"{field}_0002.png", bar)), field
+    assert not np.array_equal(crop(run / "paraview" / "max_principal_0001.png", (0.1, 0.1, 0.7, 0.9)),
+                              crop(run / "paraview" / "max_principal_0002.png", (0.1, 0.1, 0.7, 0.9)))
     r = ssbfrac("paraview", run, "--inspect")
     assert r.returncode == 0, r.stderr
     blocks = json.loads(r.stdout)["blocks"]
-    assert {"damage"} <= {name for b in blocks for name in b["point_arrays"]}
-    assert all(b["points"] == info["points"] and b["cells"] == info["cells"] for b in blocks)
+    assert len(blocks) == 1  # fields_merged.xdmf: one dataset with every field
+    assert {"damage", "displacement"} <= set(blocks[0]["point_arrays"])
+    assert {"phase", "max_principal", "von_mises"} <= set(blocks[0]["cell_arrays"])
+    assert blocks[0]["points"] == info["points"] and blocks[0]["cells"] == info["cells"]
+
+
+@needs_rendering
+def test_paraview_damage_picture_masks_the_particles(tmp_path):
+    """The damage band runs into the particle (phase 2): ParaView draws the particle flat
+    grey and the damage only on the electrolyte; the caption names the time."""
+    import numpy as np
+
+    from test_post import write_damage_fields
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_damage_fields(run / "fields.xdmf")
+    (run / "history.csv").write_text("step,accepted,time,soc,vol_strain\n0,1,0,1,0\n1,1,1800,0.5,0.02\n"
+                                     "2,1,3600,0.25,0.04\n")
+    from postprocess.paraview_cli import render
+
+    report = render(run, steps=["-1"], fields=["damage"], size=(800, 600))
+    assert report["captions"] == {"2": "output 2 (of 0..2), t = 3600 s, step 2, SOC 0.250, particle vol. strain 0.0400"}
+    assert report["ranges"] == {"damage": [0.0, 1.0]}
+    img = crop(run / "paraview" / "damage_0002.png", (0, 0, 1, 1))
+    # find the domain (the non-white region left of the colour bar) and sample inside the particle
+    body = img[:, : int(0.75 * img.shape[1])]
+    grey = np.all(np.abs(body - body[..., :1]) < 0.02, axis=-1) & (np.abs(body[..., 0] - 0.72) < 0.03)
+    red = (body[..., 0] > 0.35) & (body[..., 1] < 0.15) & (body[..., 2] < 0.15)
+    assert grey.sum() > 2000 and red.sum() > 200  # a grey particle and a dark-red band
+    rows, _ = np.nonzero(grey)
+    centre = int(np.median(rows))  # the middle of the particle: the height of the band
+    for row in range(centre - 3, centre + 4):
+        particle, band = np.flatnonzero(grey[row]), np.flatnonzero(red[row])
+        assert particle.size > 50 and band.size > 10, row  # the particle, and the band in the electrolyte
+        assert band.min() > particle.max(), row  # no damage drawn on the particle: red only to its right
 
 
 def test_ssbfrac_paraview_without_pvbatch_says_so(tmp_path):

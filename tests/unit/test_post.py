@@ -75,8 +75,10 @@ def write_history(path, n=61, expansion=0.075, upto=None, extra=None, crack=True
 
 
 def write_damage_fields(path, times=(0.0, 1800.0, 3600.0)):
-    """fields.xdmf/.h5 as the solver writes them, with a damage band (P1) across the
-    right half at y = 5 um, a disc of active material (phase 2) and DG0 stresses."""
+    """fields.xdmf/.h5 as the solver writes them, with a damage band (P1) at y = 5 um from
+    x = 6 um to the right side, a disc of active material (phase 2, centre (5, 5) um,
+    radius 3 um: the band runs into it, where the damage must not be drawn) and DG0
+    stresses."""
     from dolfinx import fem, mesh
     from dolfinx.io import XDMFFile
     from mpi4py import MPI
@@ -95,7 +97,7 @@ def write_damage_fields(path, times=(0.0, 1800.0, 3600.0)):
         f.write_mesh(domain)
         for k, t in enumerate(times):
             a = k / (len(times) - 1)
-            d.interpolate(lambda x: a * np.exp(-np.abs(x[1] - 5.0) / 0.5) * (x[0] > 8.0))
+            d.interpolate(lambda x: a * np.exp(-np.abs(x[1] - 5.0) / 0.5) * (x[0] > 6.0))
             s1.interpolate(lambda x: a * np.where(inside(x), -0.3, 0.1 + 0.05 * x[0]))
             vm.interpolate(lambda x: a * (0.2 + 0.01 * x[1]))
             u.interpolate(lambda x: np.vstack([a * 0.01 * x[0], a * 0.01 * x[1]]))
@@ -186,9 +188,12 @@ def test_post_of_a_fractured_run(small_run, tmp_path):
     assert stages["saturation_level"] == pytest.approx(12.0)
     report = (run / "plots" / "report.md").read_text()
     assert f"vol_strain = {stages['onset_value']:.4g} (step {stages['onset_step']})" in report
-    assert f"| {stages['stage_II_rate']:.4g} |" in report
+    assert f"| {stages['stage_II_rate']:.4g} um per unit volumetric strain |" in report
+    soc = detect_stages_from_history(run / "history.csv", abscissa="soc")
+    assert f"| {soc['stage_II_rate']:.4g} um per unit of SOC |" in report
     assert "strength = 250 MPa" in report and "Gc = 2.6 J/m^2" in report
-    assert "| capacity | 150 |" in report
+    assert "| capacity passed in the last protocol segment | 150 | mAh/g |" in report
+    assert_every_number_has_a_unit(report)
 
 
 def test_field_picture_shows_damage(tmp_path):
@@ -206,6 +211,189 @@ def test_field_picture_shows_damage(tmp_path):
     assert any("damage (max 1.00)" in t for t in titles)
     titles = [ax.get_title() for ax in field_figure(ff, 0.0).axes]
     assert any("damage (max 0.00)" in t for t in titles)
+
+
+def assert_every_number_has_a_unit(report):
+    """The tables of a report.md: no empty or '-' cells, no '-' standing for a missing value
+    ('path -'), and every value of the final-value table with its unit."""
+    rows = [ln for ln in report.splitlines() if ln.startswith("|") and not ln.startswith("|---")]
+    assert rows
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert all(cells) and "-" not in cells, line
+        parts = [p.strip() for c in cells for p in c.split(",")]
+        assert not any(p == "-" or p.endswith(" -") or p.startswith("- ") for p in parts), line
+    finals = [ln for ln in rows if ln.count("|") == 4 and "final value" not in ln]
+    for line in finals:
+        label, value, unit = (c.strip() for c in line.strip("|").split("|"))
+        if value.replace(".", "").replace("-", "").replace("e", "").isdigit():
+            assert unit, line
+
+
+def test_crack_labels_say_what_the_sharp_length_is(small_run, tmp_path):
+    """The dashed curve and the report's row are half the d = 0.5 iso-line, not a d >= 0.9 band."""
+    from postprocess import plots
+    from postprocess.history import read_accepted_history
+    from postprocess.report import post_run
+    from postprocess.stages import detect_stages_from_history
+    from solver.runs.writers import HISTORY_UNITS
+
+    expected = "sharp crack length: half the length of the d = 0.5 iso-line"
+    run = fabricate_run(tmp_path / "cracked", small_run)
+    history = read_accepted_history(run / "history.csv")
+    fig = plots.crack_figure(history, detect_stages_from_history(run / "history.csv"), "vol_strain")
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert expected in labels and not any("0.9" in label for label in labels)
+    post_run(run, steps=["none"])
+    report = (run / "plots" / "report.md").read_text()
+    assert f"| {expected} (2D) | 9.6 | um |" in report
+    assert "crack length, d >= 0.9" not in report and "(d >= 0.9)" not in report
+    assert "half the length of the d = 0.5 iso-line" in HISTORY_UNITS["crack_length_sharp"]
+    assert "0.9" not in HISTORY_UNITS["crack_length_sharp"]
+    docs = (ROOT / "docs" / "postprocessing.md").read_text()
+    assert "d >= 0.9` band" not in docs and "half the length of the d = 0.5 iso-line" in docs
+
+
+def test_stress_figure_says_the_peak_is_a_corner_singularity():
+    from postprocess import plots
+
+    x = np.linspace(0.0, 0.05, 11)
+    fig = plots.stress_figure({"vol_strain": x, "sigma1_max_SE": 2e4 * x}, "vol_strain", strength_mpa=350.0)
+    ax = fig.axes[0]
+    title = ax.get_title().replace("\n", " ")
+    assert "sharp particle corner" in title and "singularity" in title and "depends on the mesh" in title
+    assert "The strength is a material value" in title
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("mesh-dependent" in label for label in labels)
+    assert any("350 MPa (material value)" in label for label in labels)
+    assert ax.get_ylabel() == "largest principal stress in the electrolyte (MPa)"
+    # particles without corners: the peak is a mesh-dependent cell value, not a corner singularity
+    assert plots.sharp_corners({"geometry": {"particles": {"shape": "polygon"}}})
+    assert not plots.sharp_corners({"geometry": {"particles": {"shape": "polygon", "corner_radius": 1e-7}}})
+    assert not plots.sharp_corners({"geometry": {"particles": {"shape": "sphere"}}})
+    fig = plots.stress_figure({"vol_strain": x, "sigma1_max_SE": 2e4 * x}, "vol_strain", 350.0, sharp=False)
+    title = fig.axes[0].get_title().replace("\n", " ")
+    assert "corner" not in title and "largest cell value" in title and "depends on the mesh" in title
+
+
+def test_report_of_a_galvanostatic_run_has_units_and_no_placeholders(small_run, tmp_path):
+    from postprocess.report import post_run
+
+    run = fabricate_run(tmp_path / "cycled", small_run,
+                        extra={"voltage": lambda x: 4.2 - 0.8 * x, "capacity": lambda x: 1.5 * x,
+                               "kappa_eff_rel": lambda x: 1.0 - 0.5 * x})
+    case = yaml.safe_load((run / "case.yaml").read_text())
+    case["loading"] = {"type": "galvanostatic", "c_rate": 1.0, "current_density": None, "v_min": 3.5, "v_max": 4.3,
+                       "protocol": [{"mode": "discharge", "duration": None}, {"mode": "rest", "duration": 600.0},
+                                    {"mode": "charge", "c_rate": 0.5}],
+                       "cycles": 1, "initial_lithiation": 0.27}
+    (run / "case.yaml").write_text(yaml.safe_dump(case, sort_keys=False))
+    (run / "summary.json").unlink()  # an incomplete run: the units come from the solver's table
+    post_run(run, steps=["none"])
+    report = (run / "plots" / "report.md").read_text()
+    assert_every_number_has_a_unit(report)
+    assert "path" not in report and "steps per segment" not in report
+    assert ("| loading | galvanostatic, current 1C, cut-offs 3.5 V (discharge) and 4.3 V (charge), initial "
+            "lithium fraction x = 0.27, protocol: discharge; rest for 600 s; charge at 0.5C |") in report
+    assert "| capacity passed in the last protocol segment | 1.5 | mAh/cm^2 |" in report
+    assert "| voltage | 3.4 | V |" in report
+    assert "um per unit volumetric strain" in report
+
+
+def test_damage_is_drawn_on_the_damageable_phases_only(tmp_path):
+    """Particle cells show their flat colour even where their nodes carry damage (no
+    saw-tooth of cell-averaged nodal damage along the particle edges)."""
+    from matplotlib.colors import to_rgb
+
+    from postprocess.fields import PARTICLE_COLOUR, field_figure, phase_masks, read_field_file
+
+    write_damage_fields(tmp_path / "fields.xdmf")
+    ff = read_field_file(tmp_path / "fields.h5")
+    phase, _ = ff.values("phase", 3600.0)
+    masks = phase_masks(phase, damageable=[1])
+    assert masks["damageable"].sum() + masks["particles"].sum() == phase.size
+    assert np.array_equal(masks["damageable"], phase == 1) and np.array_equal(masks["particles"], phase == 2)
+    d, _ = ff.values("damage", 3600.0)
+    in_particles = np.unique(ff.cells[masks["particles"]][:, :3])
+    assert d[in_particles].max() > 0.9  # the fabricated band runs into the particle
+
+    fig = field_figure(ff, 3600.0, damageable=[1])
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3] / 255.0
+    ax = fig.axes[0]
+
+    def pixel(x, y):
+        px, py = ax.transData.transform((x, y))
+        return image[int(round(image.shape[0] - py)), int(round(px))]
+
+    grey = np.array(to_rgb(PARTICLE_COLOUR))
+    for point in ((7.0, 5.0), (7.6, 5.0), (6.4, 5.0), (5.0, 5.0)):  # inside the particle, in and off the band
+        assert np.abs(pixel(*point) - grey).max() < 0.02, point
+    r, g, b = pixel(9.1, 5.0)  # the band in the electrolyte: dark red
+    assert r > 0.35 and g < 0.15 and b < 0.15
+    assert np.all(pixel(9.1, 1.5) > 0.9)  # intact electrolyte: (nearly) white
+
+
+def test_stress_colour_scale_is_fixed_over_the_series(tmp_path):
+    from postprocess.fields import field_figure, read_field_file, series_limits
+
+    write_damage_fields(tmp_path / "fields.xdmf")
+    ff = read_field_file(tmp_path / "fields.h5")
+    limits = series_limits(ff, "max_principal")
+    assert limits["range"][0] == pytest.approx(-limits["range"][1])
+    assert limits["extremes"] == pytest.approx((-300.0, 600.0), rel=0.05)  # MPa, at the last output
+    norms = []
+    for t in ff.times[1:]:
+        mesh = [c for c in field_figure(ff, t).axes[1].collections if c.get_array() is not None][0]
+        norms.append((mesh.norm.vmin, mesh.norm.vmax))
+    assert norms[0] == norms[1] == pytest.approx(limits["range"])
+    assert series_limits(ff, "damage")["range"] == (0.0, 1.0)
+
+
+def test_merged_xdmf_holds_every_field_at_every_step(tmp_path):
+    """fields_merged.xdmf: one temporal collection whose every time step is one grid with
+    all the attributes, pointing at the HDF5 datasets of fields.xdmf."""
+    import xml.etree.ElementTree as ET
+
+    from solver.runs.writers import merge_xdmf
+
+    info = write_damage_fields(tmp_path / "fields.xdmf")
+    merged = merge_xdmf(tmp_path / "fields.xdmf")
+    assert merged == tmp_path / "fields_merged.xdmf"
+    original = ET.parse(tmp_path / "fields.xdmf").getroot().find("Domain")
+    sources = {}
+    for collection in original.findall("Grid[@CollectionType='Temporal']"):
+        for grid in collection.findall("Grid"):
+            t = float(grid.find("Time").get("Value"))
+            for attribute in grid.findall("Attribute"):
+                sources[(t, attribute.get("Name"))] = attribute.find("DataItem").text.strip()
+    names = {"displacement", "damage", "phase", "max_principal", "von_mises"}
+    assert {n for _, n in sources} == names
+
+    domain = ET.parse(merged).getroot().find("Domain")
+    (series,) = domain.findall("Grid")
+    assert series.get("CollectionType") == "Temporal"
+    steps = series.findall("Grid")
+    assert [float(g.find("Time").get("Value")) for g in steps] == info["times"]
+    for grid in steps:
+        t = float(grid.find("Time").get("Value"))
+        assert grid.find("Topology/DataItem").text.strip() == "fields.h5:/Mesh/mesh/topology"
+        assert grid.find("Geometry/DataItem").text.strip() == "fields.h5:/Mesh/mesh/geometry"
+        attributes = {a.get("Name"): a.find("DataItem").text.strip() for a in grid.findall("Attribute")}
+        assert set(attributes) == names
+        assert all(attributes[n] == sources[(t, n)] for n in names)
+
+
+def test_a_run_writes_the_merged_xdmf(small_run):
+    import xml.etree.ElementTree as ET
+
+    merged = small_run / "fields_merged.xdmf"
+    steps = ET.parse(merged).getroot().findall("Domain/Grid/Grid")
+    assert len(steps) == 6
+    for grid in steps:
+        names = {a.get("Name") for a in grid.findall("Attribute")}
+        assert {"displacement", "max_principal", "von_mises", "hydrostatic", "sigma_zz", "phase",
+                "particle_id", "lithiation"} <= names
 
 
 def test_post_errors_name_the_input(small_run, tmp_path):
