@@ -45,7 +45,7 @@ MARKER = ".ssbfrac"
 OWN_FILES = (
     MARKER, "case.yaml", "mesh.msh", "mesh.json", "history.csv", "profiles.csv", COMPLETION_MARKER, "error.txt",
     CHECKPOINT_FILE, CHECKPOINT_FILE + ".tmp", STOP_MARKER, "report.md",
-    "fields.xdmf", "fields.h5", "fields.bp", "fields_restart*.xdmf", "fields_restart*.h5", "fields_restart*.bp",
+    "fields.xdmf", "fields_merged.xdmf", "fields.h5", "fields.bp", "fields_restart*.xdmf", "fields_restart*.h5", "fields_restart*.bp",
     "plots/*.png", "plots/*.pdf", "plots/report.md", "paraview/*.png", "paraview/*.pvsm",
 )
 #: directories of OWN_FILES, removed when nothing else is left in them

@@ -152,7 +152,7 @@ def test_read_subset_and_string_fingerprint(tmp_path):
 
 SCRIPT = """
 import sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {root_tests!r}]
 import solver
 import os, signal
 import numpy as np
@@ -208,7 +208,7 @@ def test_restart_on_other_rank_count(tmp_path):
         write_checkpoint(one / f"{kind}.h5", make_functions(build_mesh(kind, comm), scale=1.0),
                          make_state(), comm, fingerprint=FINGERPRINT)
     script = tmp_path / "restart_np2.py"
-    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent), root_tests=str(Path(__file__).parents[1])))
     r = subprocess.run([exe, "-n", "2", sys.executable, str(script), str(one), str(two)],
                        capture_output=True, text=True, env=subprocess_env(), cwd=ROOT, timeout=300)
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout[-2000:] + r.stderr[-4000:]
