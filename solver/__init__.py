@@ -19,6 +19,28 @@ try:  # pip route: the wheel must come first
 except ImportError:  # conda-forge route
     pass
 
+
+def _petsc_without_signal_handler() -> None:
+    """Ask PETSc (initialised later, by petsc4py) not to install its signal handler:
+    ``-no_signal_handler`` in PETSC_OPTIONS, which this process's MPI ranks and
+    subprocesses inherit. PETSc's handler catches SIGTERM, SIGSEGV, SIGFPE, SIGBUS, ...
+    and calls MPI_Abort: a SIGTERM to a run before its own stop handler is in place, or
+    to ``ssbfrac sweep``, would abort the process instead of stopping it (and its runs)
+    cleanly, and a crash would leave no Python stack (faulthandler, see
+    solver.runs.rundir). Python's own handling (SIGPIPE ignored, SIGINT as
+    KeyboardInterrupt) stays."""
+    import os
+    import sys
+
+    if "petsc4py.PETSc" in sys.modules:  # too late once PETSc is initialised
+        return
+    options = os.environ.get("PETSC_OPTIONS", "")
+    if "-no_signal_handler" not in options.split():
+        os.environ["PETSC_OPTIONS"] = f"{options} -no_signal_handler".strip()
+
+
+_petsc_without_signal_handler()
+
 __version__ = "0.1.0"
 
 #: name -> module of the public interface, imported on first use

@@ -42,6 +42,34 @@ def squeue_tasks(tasks: set[str]) -> dict[str, str] | None:
     return queue
 
 
+def final_states(tasks: set[str]) -> dict[str, str]:
+    """The final Slurm states ('TIMEOUT', 'OUT_OF_MEMORY', 'CANCELLED', ...) of array tasks
+    that left the queue, from sacct where Slurm keeps accounting, else from squeue while
+    slurmctld still lists finished jobs (MinJobAge); tasks Slurm cannot tell are left out."""
+    states: dict[str, str] = {}
+    if not tasks:
+        return states
+    commands = []
+    if shutil.which("sacct"):
+        commands.append(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(sorted(tasks))])
+    if shutil.which("squeue"):
+        commands.append(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-u", getpass.getuser()])
+    for cmd in commands:
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            continue
+        if r.returncode != 0:
+            continue
+        for line in r.stdout.splitlines():
+            parts = line.strip().split("|")
+            if len(parts) == 2 and parts[0] in tasks and parts[1].split():
+                states.setdefault(parts[0], parts[1].split()[0])  # 'CANCELLED by 0' -> 'CANCELLED'
+        if set(states) >= tasks:
+            break
+    return states
+
+
 def submitted_tasks(out: Path) -> set[str]:
     """Every array task ('12_3') submitted for this sweep."""
     return {f"{job['job_id']}_{index}" for job in load_jobs(out) for index in job["runs"]}

@@ -6,14 +6,23 @@ tasks use the same installation as the command that submitted them. Array task `
 the run whose ``index`` in ``runs.json`` is ``i``; a submission lists only the indices still
 to do (``sbatch --array=0-3,7%4``). Each submission is appended to ``slurm/jobs.json``.
 
-Time limits: Slurm signals the batch shell ``SIGNAL_LEAD_S`` seconds before the limit
-(``--signal=B:USR1@...``); the script passes it on to the run as SIGTERM, and the run
-finishes its step, writes ``checkpoint.h5`` and exits with status 85
-(``EXIT_CHECKPOINTED``). The task then requeues itself (``scontrol requeue``, at most
-``SSBFRAC_MAX_REQUEUES`` times, 20 by default) and, started again, continues the run with
-``ssbfrac run --restart``. SIGUSR1 (rather than SIGTERM) tells the time limit from
-``scancel``, which sends SIGTERM: a cancelled run also stops with a checkpoint, but is
-not requeued.
+Time limits: the script exports the job's end time as ``SSBFRAC_DEADLINE``; the run
+measures its steps and stops with a checkpoint (exit status 85, ``EXIT_CHECKPOINTED``)
+at the first step boundary where the time left would not cover 1.5 times its longest
+step so far (solver.runner). It also writes a checkpoint every
+``slurm.checkpoint_fraction`` of the time limit (``output.checkpoint_interval``), so a
+run killed at the limit anyway loses at most that much. As a backstop Slurm signals the
+batch shell ``SIGNAL_LEAD_S`` seconds before the limit (at most a quarter of the limit;
+``--signal=B:USR1@...``); the script passes it on to the run as SIGTERM, and the run
+finishes its step and stops the same way. The task then requeues itself (``scontrol
+requeue <array job>_<task>``, at most ``SSBFRAC_MAX_REQUEUES`` times, 20 by default)
+and, started again, continues the run with ``ssbfrac run --restart``. ``scancel`` sends
+SIGTERM: a cancelled run also stops with a checkpoint, but is not requeued.
+
+A run that dies of a signal in native code leaves ``fault.log``; the script turns it
+into ``error.txt`` (``python -m solver.runs.rundir record-crash``) and requeues the task, at
+most ``SSBFRAC_MAX_CRASH_RETRIES`` times (2 by default), to continue from the last
+checkpoint.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from pathlib import Path
 
 from solver.hpc.local import find_mpiexec, ssbfrac_command
 from solver.hpc.queue import jobs_path, load_jobs, squeue_tasks, submitted_tasks
-from solver.hpc.spec import Sweep, write_manifest
+from solver.hpc.spec import Sweep, checkpoint_override, time_limit_seconds, write_manifest
 from solver.hpc.status import (RunStatus, counts, log_path, print_status, runs_to_launch, state_path, status_command,
                                sweep_status)
 from solver.runs.rundir import RunError
@@ -49,9 +58,20 @@ def array_spec(indices: list[int], max_parallel: int | None = None) -> str:
     return ",".join(parts) + (f"%{max_parallel}" if max_parallel else "")
 
 
-#: seconds before the time limit at which Slurm asks a task to stop (time to finish the
-#: present step and write the checkpoint); an ``extra_sbatch`` ``--signal`` overrides it
+#: seconds before the time limit at which Slurm asks a task to stop (a backstop: the run
+#: itself stops before a step that would not end in time, see solver.runner); an
+#: ``extra_sbatch`` ``--signal`` overrides it
 SIGNAL_LEAD_S = 120
+
+
+def signal_lead(limit_s: float | None, setting: int | None = None) -> int:
+    """Seconds before the time limit for the backstop SIGUSR1 (0: none): ``setting``
+    (slurm.signal_lead) if given, else SIGNAL_LEAD_S, at most a quarter of a short limit
+    (a lead as long as the limit would stop the run at once; Slurm may also send the
+    signal up to 60 s before the lead)."""
+    if setting is not None:
+        return setting
+    return SIGNAL_LEAD_S if not limit_s else max(1, min(SIGNAL_LEAD_S, int(limit_s // 4)))
 
 
 #: exit status of a run that stopped with a checkpoint (solver.runs.checkpoint.EXIT_CHECKPOINTED)
@@ -65,13 +85,15 @@ def script_path(sweep: Sweep) -> Path:
 def batch_script(sweep: Sweep) -> str:
     """The job-array script: resources as #SBATCH lines, then one run per array task."""
     s = sweep.spec.slurm
+    limit = time_limit_seconds(s.time)
+    lead = signal_lead(limit, s.signal_lead)
     out = str(sweep.out)
     if any(c.isspace() for c in out):
         raise RunError(f"{out}: the sweep directory of a Slurm sweep must not contain spaces (use --out)")
     q = shlex.quote
     sbatch = [f"--job-name=ssbfrac-{sweep.spec.name}", f"--output={out}/slurm/%A_%a.out",
               "--open-mode=append", f"--ntasks={s.ntasks_per_run}", f"--cpus-per-task={s.cpus_per_task}",
-              f"--signal=B:USR1@{SIGNAL_LEAD_S}", "--requeue"]
+              *([f"--signal=B:USR1@{lead}"] if lead else []), "--requeue"]
     for option, value in (("time", s.time), ("partition", s.partition), ("account", s.account), ("mem", s.mem)):
         if value is not None:
             sbatch.append(f"--{option}={value}")
@@ -82,6 +104,8 @@ def batch_script(sweep: Sweep) -> str:
         launch = f'{q(find_mpiexec())} -n "$SLURM_NTASKS"'
     else:
         launch = " ".join(q(w) for w in shlex.split(s.launcher))
+    interval = s.checkpoint_fraction * limit if limit else 0.0
+    checkpoint = [w for o in checkpoint_override(sweep, interval) for w in ("--set", o)]
     lines = [
         "#!/bin/bash",
         f"# ssbfrac sweep '{sweep.spec.name}' ({sweep.path.absolute()}): one array task runs the run of",
@@ -95,6 +119,8 @@ def batch_script(sweep: Sweep) -> str:
         f"SSBFRAC=({' '.join(q(w) for w in ssbfrac_command())})",
         f"LAUNCH=({launch})",
         f"BASE={q(str(sweep.base))}",
+        f"# a checkpoint every {s.checkpoint_fraction:g} of the time limit (slurm.checkpoint_fraction)",
+        f"CHECKPOINT=({' '.join(q(w) for w in checkpoint)})",
         'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"',
         "",
         'task="${SLURM_ARRAY_TASK_ID:?submit this script as a job array: sbatch --array=...}"',
@@ -123,17 +149,29 @@ def batch_script(sweep: Sweep) -> str:
         'mkdir -p "$SWEEP_DIR/logs"',
         'job="${SLURM_ARRAY_JOB_ID}_${task}"',
         'echo "running $(hostname) $$ $job" > "$state"',
-        'header="# ssbfrac sweep: run $name ($how), Slurm task $job on $(hostname), $(date \'+%Y-%m-%d %H:%M:%S\')"',
-        'if [ "$how" = "continued from its checkpoint" ]; then echo "$header" >> "$log"; else echo "$header" > "$log"; fi',
-        f"# Slurm sends SIGUSR1 to this shell {SIGNAL_LEAD_S} s before the time limit (--signal=B:USR1@{SIGNAL_LEAD_S}):",
-        "# it is passed on to the run as SIGTERM; the run finishes its step, writes checkpoint.h5",
-        f"# and exits with status {EXIT_CHECKPOINTED}, and the task requeues itself to continue with --restart.",
+        "# this task's end time: the run stops with a checkpoint before a step that would not end by then",
+        "# (asked by array task: the job id of the array's last task also names the whole array)",
+        'unset SSBFRAC_DEADLINE',
+        'end=$(squeue -h -j "$job" -o %e 2>/dev/null | head -n 1)',
+        'case "$end" in [0-9]*) deadline=$(date -d "$end" +%s 2>/dev/null) && export SSBFRAC_DEADLINE="$deadline" ;; esac',
+        'if [ -n "${SSBFRAC_DEADLINE:-}" ]; then deadline_text=", time limit at $(date -d "@$SSBFRAC_DEADLINE" \'+%H:%M:%S\')"; else deadline_text=""; fi',
+        'header="# ssbfrac sweep: run $name ($how), Slurm task $job on $(hostname), $(date \'+%Y-%m-%d %H:%M:%S\')$deadline_text"',
+        "# a new attempt replaces the log, unless it continues the run or this task was requeued (a crash)",
+        'if [ "$how" = "continued from its checkpoint" ] || [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then',
+        '    echo "$header" >> "$log"',
+        'else echo "$header" > "$log"; fi',
+        f"# The run stops with a checkpoint (exit status {EXIT_CHECKPOINTED}) before a step that would not end",
+        "# by the deadline, and the task requeues itself to continue with --restart. As a backstop Slurm",
+        *([f"# sends SIGUSR1 to this shell {lead} s before the time limit (--signal=B:USR1@{lead}),",
+           "# passed on to the run as SIGTERM: it finishes its step and stops the same way."] if lead else
+          ["# would send SIGUSR1 before the time limit, but slurm.signal_lead is 0 (no signal)."]),
         "# scancel sends SIGTERM: the run stops with a checkpoint as well, but is not requeued.",
         "timelimit=0",
-        '"${LAUNCH[@]}" "${SSBFRAC[@]}" run "$BASE" --out "$run_dir" "${args[@]}" >> "$log" 2>&1 &',
+        "cancelled=0",
+        '"${LAUNCH[@]}" "${SSBFRAC[@]}" run "$BASE" --out "$run_dir" "${CHECKPOINT[@]}" "${args[@]}" >> "$log" 2>&1 &',
         "pid=$!",
-        """trap 'signalled=1; timelimit=1; kill -TERM "$pid" 2>/dev/null' USR1""",
-        """trap 'signalled=1; kill -TERM "$pid" 2>/dev/null' TERM""",
+        """trap 'signalled=1; timelimit=1; echo "running $(hostname) $$ $job timelimit" > "$state"; kill -TERM "$pid" 2>/dev/null' USR1""",
+        """trap 'signalled=1; cancelled=1; kill -TERM "$pid" 2>/dev/null' TERM""",
         "while :; do",
         "    signalled=0",
         '    wait "$pid"',
@@ -141,12 +179,29 @@ def batch_script(sweep: Sweep) -> str:
         "    # a trapped signal ends the wait early (status > 128) while the run goes on: wait again",
         '    if [ "$signalled" = 0 ] || [ "$status" -le 128 ]; then break; fi',
         "done",
+        "# a crash in native code (the run's fault.log) becomes error.txt, kept in the log as well; the",
+        "# task requeues itself to continue from the last checkpoint (at most SSBFRAC_MAX_CRASH_RETRIES",
+        "# times, 2 by default): such crashes (see docs/hpc.md) need not repeat",
+        f'if [ "$status" -ne 0 ] && [ "$status" -ne {EXIT_CHECKPOINTED} ] \\',
+        '        && "$PYTHON" -m solver.runs.rundir record-crash "$run_dir" "$status"; then',
+        '    cat "$run_dir/error.txt" >> "$log"',
+        '    crashes=$(cat "$SWEEP_DIR/logs/$name.crashes" 2>/dev/null || echo 0)',
+        '    if [ "$cancelled" = 0 ] && [ "$crashes" -lt "${SSBFRAC_MAX_CRASH_RETRIES:-2}" ] && [ -n "${SLURM_JOB_ID:-}" ] \\',
+        '            && [ "${SLURM_RESTART_COUNT:-0}" -lt "${SSBFRAC_MAX_REQUEUES:-20}" ] \\',
+        '            && scontrol requeue "$job"; then',
+        '        echo $((crashes + 1)) > "$SWEEP_DIR/logs/$name.crashes"',
+        '        echo "$name: requeued as Slurm task $job after a crash ($((crashes + 1)) of ${SSBFRAC_MAX_CRASH_RETRIES:-2})"',
+        "        exit 0",
+        "    fi",
+        "fi",
         f'if [ "$status" -eq {EXIT_CHECKPOINTED} ]; then',
         '    echo "$name: stopped with a checkpoint (exit status $status)"',
-        '    if [ "$timelimit" = 1 ] && [ -n "${SLURM_JOB_ID:-}" ] \\',
+        "    # requeue this array task only: the job id of an array's last task is the array's own id,",
+        "    # and `scontrol requeue <that id>` would requeue every task of the array",
+        '    if { [ "$timelimit" = 1 ] || [ "$cancelled" = 0 ]; } && [ -n "${SLURM_JOB_ID:-}" ] \\',
         '            && [ "${SLURM_RESTART_COUNT:-0}" -lt "${SSBFRAC_MAX_REQUEUES:-20}" ] \\',
-        '            && scontrol requeue "$SLURM_JOB_ID"; then',
-        '        echo "$name: requeued as Slurm job $SLURM_JOB_ID; it continues from its checkpoint"',
+        '            && scontrol requeue "$job"; then',
+        '        echo "$name: requeued as Slurm task $job; it continues from its checkpoint"',
         "        exit 0",
         "    fi",
         '    echo "$name: not requeued: launch the sweep again (with --rerun-failed) to continue it from its checkpoint"',
@@ -211,6 +266,7 @@ def run_slurm(sweep: Sweep, statuses: list[RunStatus], rerun_failed: bool, dry_r
         # the earlier attempt's record goes before the task can write a new one
         for st in todo:
             state_path(sweep, st.run).unlink(missing_ok=True)
+            state_path(sweep, st.run).with_suffix(".crashes").unlink(missing_ok=True)
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:

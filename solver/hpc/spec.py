@@ -145,6 +145,10 @@ class LocalSettings(SweepSchema):
 
     parallel: int = Field(1, ge=1, description="runs at the same time")
     ranks_per_run: int = Field(1, ge=1, description="MPI ranks of each run (mpiexec -n)")
+    checkpoint_interval: float = Field(
+        600.0, ge=0.0,
+        description="s of wall-clock time between checkpoints of each run (output.checkpoint_interval; 0: off)",
+    )
 
 
 class SlurmSettings(SweepSchema):
@@ -161,6 +165,16 @@ class SlurmSettings(SweepSchema):
     account: str | None = Field(None, pattern=r"^\S+$", description="--account")
     extra_sbatch: list[str] = Field([], description="further sbatch options, e.g. ['--qos=short']")
     max_parallel: int | None = Field(None, ge=1, description="array tasks running at once (--array=...%N)")
+    checkpoint_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0,
+        description="each run writes a checkpoint every this fraction of the time limit (output.checkpoint_interval; "
+                    "0: off), so that a run killed at the limit loses at most this much of it",
+    )
+    signal_lead: int | None = Field(
+        None, ge=0,
+        description="s before the time limit at which Slurm sends the backstop SIGUSR1 (default: 120, at most a quarter "
+                    "of the limit; 0: none). Slurm may send it up to 60 s earlier",
+    )
     launcher: str = Field(
         "mpiexec",
         description="how a run with several ranks starts: 'mpiexec' (the one next to the Python) or an srun "
@@ -391,7 +405,8 @@ def check_complete_runs(sweep: Sweep, cases: dict[str, dict]) -> None:
             errors.append(f"{d}: a complete run whose case.yaml cannot be read: {exc}")
             continue
         new = _flatten(cases[run.name])
-        diff = [k for k in new if k in old and old[k] != new[k]]
+        # output settings (fields_every, checkpoint_interval, ...) do not change the results
+        diff = [k for k in new if k in old and old[k] != new[k] and not k.startswith("output.")]
         if diff:
             k = diff[0]
             errors.append(f"{d}: a complete run made with a different case ({k} = {old[k]!r} there, "
@@ -433,3 +448,38 @@ def write_manifest(sweep: Sweep) -> None:
     header = f"# resolved by ssbfrac sweep from {sweep.path.absolute()}\n"
     (sweep.out / "sweep.yaml").write_text(header + yaml.safe_dump(resolved_spec(sweep), sort_keys=False))
     (sweep.out / "runs.json").write_text(json.dumps(runs, indent=1) + "\n")
+
+
+# --------------------------------------------------------------------------- checkpoints of the runs
+def time_limit_seconds(text: str | None) -> float | None:
+    """A Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) in seconds."""
+    if not text:
+        return None
+    days, _, rest = text.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    if days:
+        parts += [0] * (3 - len(parts))
+        h, m, sec = parts
+        return float(((int(days) * 24 + h) * 60 + m) * 60 + sec)
+    if len(parts) == 1:
+        return 60.0 * parts[0]
+    if len(parts) == 2:
+        return 60.0 * parts[0] + parts[1]
+    return 3600.0 * parts[0] + 60.0 * parts[1] + parts[2]
+
+
+def checkpoint_override(sweep: Sweep, seconds: float) -> list[str]:
+    """``output.checkpoint_interval=<seconds>`` for the runs' command line, unless it is off
+    (0) or the sweep (set, parameters) or its base case gives the interval itself."""
+    key = "output.checkpoint_interval"
+    if not seconds or seconds <= 0 or key in sweep.spec.set or key in sweep.spec.parameters:
+        return []
+    from solver.config import read_yaml
+
+    try:
+        output = read_yaml(sweep.base).get("output")
+    except (CaseError, OSError):
+        output = None
+    if isinstance(output, dict) and "checkpoint_interval" in output:
+        return []
+    return [f"{key}={format_value(float(round(seconds)))}"]

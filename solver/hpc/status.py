@@ -11,9 +11,9 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from solver.hpc.queue import queued_tasks
+from solver.hpc.queue import final_states, queued_tasks
 from solver.hpc.spec import Run, Sweep
-from solver.runs.rundir import in_use, run_state
+from solver.runs.rundir import describe_exit, in_use, run_state
 
 
 # --------------------------------------------------------------------------- run states
@@ -23,6 +23,18 @@ INTERRUPTED = {130, 143, 137, -2, -15, -9}
 
 #: exit status of a run that stopped on request after writing its checkpoint (continued with --restart)
 CHECKPOINTED = 85
+#: Slurm job states of a task that waits in the queue (not started, or requeued)
+SLURM_WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+#: final Slurm job states (sacct), as run details: (state of the run, text)
+SLURM_FINAL = {
+    "TIMEOUT": ("pending", "time limit: killed before it stopped with a checkpoint"),
+    "OUT_OF_MEMORY": ("failed", "out of memory (raise slurm.mem)"),
+    "NODE_FAIL": ("pending", "node failure"),
+    "PREEMPTED": ("pending", "preempted"),
+    "CANCELLED": ("pending", "cancelled"),
+    "BOOT_FAIL": ("pending", "node boot failure"),
+    "DEADLINE": ("pending", "deadline reached"),
+}
 
 
 @dataclass
@@ -61,9 +73,12 @@ def _process_alive(host: str, pid: str) -> bool:
     return True
 
 
-def run_status(sweep: Sweep, run: Run, queue: dict[str, str] | None, queued: dict[str, str]) -> RunStatus:
+def run_status(sweep: Sweep, run: Run, queue: dict[str, str] | None, queued: dict[str, str],
+               finished: dict[str, str] | None = None) -> RunStatus:
     """``queue``: Slurm array tasks of this sweep still in the queue ({'12_3': 'PENDING'}),
-    None where Slurm cannot be asked; ``queued``: run name -> task of its latest submission."""
+    None where Slurm cannot be asked; ``queued``: run name -> task of its latest submission;
+    ``finished``: final Slurm states of tasks that left the queue ({'12_3': 'TIMEOUT'}),
+    where Slurm's accounting can tell."""
 
     d = sweep.out / run.name
     state = run_state(d)
@@ -81,23 +96,35 @@ def run_status(sweep: Sweep, run: Run, queue: dict[str, str] | None, queued: dic
         host, pid = (record[1:3] + ["", ""])[:2]
         job = record[3] if len(record) > 3 else None
         if job is not None:
-            alive = queue is None or job in queue
             where = f"Slurm task {job}"
-        else:
-            alive = _process_alive(host, pid)
-            where = f"PID {pid} on {host}"
-        if alive:
+            if queue is None:
+                return RunStatus(run, "running", f"{where} (as last recorded: squeue does not answer)", active=True)
+            if job in queue:
+                if queue[job] in SLURM_WAITING:  # requeued (time limit): waits to continue from its checkpoint
+                    return RunStatus(run, "pending", f"queued again ({where}, {queue[job].lower()}); continues "
+                                                     "from its checkpoint", active=True)
+                return RunStatus(run, "running", where, active=True)
+            final = (finished or {}).get(job)
+            if final in SLURM_FINAL:
+                st, text = SLURM_FINAL[final]
+                return RunStatus(run, st, f"{text} ({where})")
+            if "timelimit" in record[4:]:
+                return RunStatus(run, "pending", f"{SLURM_FINAL['TIMEOUT'][1]} ({where})")
+            return RunStatus(run, "pending", f"interrupted ({where} ended without an exit status"
+                                             f"{', Slurm state ' + final if final else ''})")
+        where = f"PID {pid} on {host}"
+        if _process_alive(host, pid):
             return RunStatus(run, "running", where, active=True)
         return RunStatus(run, "pending", f"interrupted ({where} ended without an exit status)")
     if record and record[0] == "exit":
         code = int(record[1]) if len(record) > 1 and re.fullmatch(r"-?[0-9]+", record[1]) else None
         if code in INTERRUPTED:
-            return RunStatus(run, "pending", f"interrupted (exit status {code})")
+            return RunStatus(run, "pending", f"interrupted ({describe_exit(code)})")
         if code == CHECKPOINTED:
             return RunStatus(run, "pending", "stopped with a checkpoint (continued with --restart)")
         if code == 0:  # finished, then its directory (or summary.json) was removed: run it again
             return RunStatus(run, "pending", "results removed after the run")
-        return RunStatus(run, "failed", f"exit status {code}")
+        return RunStatus(run, "failed", describe_exit(code) if code is not None else "exit status unknown")
     task = queued.get(run.name)
     if task is not None and queue is not None and task in queue:
         return RunStatus(run, "pending", f"queued (Slurm task {task}, {queue[task].lower()})", active=True)
@@ -111,9 +138,15 @@ def run_status(sweep: Sweep, run: Run, queue: dict[str, str] | None, queued: dic
 
 
 def sweep_status(sweep: Sweep) -> list[RunStatus]:
-
     queue, queued = queued_tasks(sweep.out)
-    return [run_status(sweep, run, queue, queued) for run in sweep.runs]
+    gone = []  # Slurm tasks recorded as running that left the queue without an exit status
+    if queue is not None:
+        for run in sweep.runs:
+            record = read_state(state_path(sweep, run))
+            if record and record[0] == "running" and len(record) > 3 and record[3] not in queue:
+                gone.append(record[3])
+    finished = final_states(set(gone)) if gone else {}
+    return [run_status(sweep, run, queue, queued, finished) for run in sweep.runs]
 
 
 def failure_text(sweep: Sweep, run: Run, lines: int = 5) -> list[str]:

@@ -93,7 +93,7 @@ def record_stop(out: Path, case: Case, loop_state: dict, accepted: int, where: s
 
     command = restart_command(out)
     signum = loop_state.get("signal", -1)
-    reason = signal.Signals(signum).name if signum > 0 else "stop requested"
+    reason = signal.Signals(signum).name if signum > 0 else loop_state.get("reason") or "stop requested"
     info = {
         "status": "checkpointed",
         "reason": reason,

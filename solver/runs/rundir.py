@@ -15,17 +15,26 @@ Data safety. ssbfrac writes only into directories that it made:
   lock goes with the process, also when it is killed);
 * ``--overwrite`` deletes only the files that ssbfrac writes (:data:`OWN_FILES`), in a
   marked directory that no live process holds; anything else in it is left alone.
+
+Crashes. While it runs, a run keeps ``fault.log`` (:class:`FaultLog`): its last step, and
+Python's ``faulthandler`` output should the process die in native code (a segmentation
+fault or an abort in PETSc, MUMPS, HDF5, ...). The run removes it when it ends by itself;
+left behind, :func:`record_crash` turns it into ``error.txt`` (the sweep backends call it
+when a run dies by a signal).
 """
 
 from __future__ import annotations
 
 import errno
+import faulthandler
 import fcntl
 import fnmatch
 import json
 import os
 import shutil
+import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -38,13 +47,21 @@ CHECKPOINT_FILE = "checkpoint.h5"
 STOP_MARKER = "stopped.json"
 #: environment variable: ask for a stop once this many steps are accepted (for tests)
 STOP_AFTER_ENV = "SSBFRAC_STOP_AFTER_STEPS"
+#: environment variable: the wall-clock time (seconds since the epoch) by which the run
+#: must have stopped, e.g. a Slurm job's end time; the run stops with a checkpoint
+#: before a step that would not finish in time (see solver.runs.runner)
+DEADLINE_ENV = "SSBFRAC_DEADLINE"
+#: the last step and, after a crash in native code, the Python stack (see FaultLog)
+FAULT_FILE = "fault.log"
+#: fatal signals whose death is a failure of the run (not an interruption)
+CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGSYS", "SIGTRAP")
 #: the file that marks a directory as made by ssbfrac (and is locked while a run uses it)
 MARKER = ".ssbfrac"
 #: what ssbfrac writes in a run directory (shell patterns relative to it); --overwrite
 #: deletes these and nothing else
 OWN_FILES = (
     MARKER, "case.yaml", "mesh.msh", "mesh.json", "history.csv", "profiles.csv", COMPLETION_MARKER, "error.txt",
-    CHECKPOINT_FILE, CHECKPOINT_FILE + ".tmp", STOP_MARKER, "report.md",
+    CHECKPOINT_FILE, CHECKPOINT_FILE + ".tmp", STOP_MARKER, FAULT_FILE, "report.md",
     "fields.xdmf", "fields_merged.xdmf", "fields.h5", "fields.bp", "fields_restart*.xdmf", "fields_restart*.h5", "fields_restart*.bp",
     "plots/*.png", "plots/*.pdf", "plots/report.md", "paraview/*.png", "paraview/*.pvsm",
 )
@@ -279,3 +296,135 @@ def remove_own_files(out: Path) -> None:
         d = out / sub
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
+
+
+# --------------------------------------------------------------------------- exit statuses and crashes
+def exit_signal(status: int) -> signal.Signals | None:
+    """The signal that ended a process with this exit status: negative statuses are
+    Python's (``-11``), 128 + N is the shell's (``139``, for the common fatal signals
+    only: a program may itself exit with 157), else None."""
+    number = -status if status < 0 else status - 128 if status > 128 else 0
+    try:
+        sig = signal.Signals(number)
+    except ValueError:
+        return None
+    if status > 128 and sig.name not in CRASH_SIGNALS + ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1"):
+        return None
+    return sig
+
+
+def describe_exit(status: int) -> str:
+    """A process's exit status in words: 'killed by SIGSEGV (exit 139)', 'exit status 1'."""
+    sig = exit_signal(status)
+    if sig is None:
+        return f"exit status {status}"
+    return f"killed by {sig.name} ({'signal ' + str(-status) if status < 0 else 'exit ' + str(status)})"
+
+
+class FaultLog:
+    """``<run>/fault.log`` while a run is running (collective: every rank of ``comm``).
+
+    Rank 0 keeps the last step in the first line (rewritten in place after every step);
+    every rank has Python's :mod:`faulthandler` write its stack to the file should the
+    process die of a fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT). A run that
+    ends by itself (complete, stopped with a checkpoint, or a Python error with
+    ``error.txt``) removes the file with :meth:`close`."""
+
+    #: bytes reserved for the first line; faulthandler writes after it
+    HEADER = 400
+
+    def __init__(self, out: Path, comm) -> None:
+        self.path = Path(out) / FAULT_FILE
+        self.comm = comm
+        self.started = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._was_enabled = faulthandler.is_enabled()
+        self._fh = None
+        if comm.rank == 0:
+            self._fh = open(self.path, "w+b")
+            self._header("no step finished yet (meshing and setup)")
+            self._fh.seek(self.HEADER)
+        comm.barrier()
+        if comm.rank != 0:
+            self._fh = open(self.path, "ab")
+        self.arm()
+
+    def arm(self) -> None:
+        """Install faulthandler's handlers on the file, again: Gmsh puts the default
+        handlers of SIGSEGV, SIGFPE, ... back, and faulthandler.enable() alone does not
+        reinstall handlers it believes installed."""
+        faulthandler.disable()
+        faulthandler.enable(file=self._fh, all_threads=True)
+
+    def _header(self, text: str) -> None:
+        line = (f"ssbfrac run in {self.path.parent}: started {self.started} on {self.comm.size} rank(s), "
+                f"PID {os.getpid()}; {text}")
+        data = line.encode()[: self.HEADER - 1].ljust(self.HEADER - 1) + b"\n"
+        os.pwrite(self._fh.fileno(), data, 0)
+
+    def step(self, text: str) -> None:
+        """Record the last step (rank 0; a pwrite at the start of the file)."""
+        if self.comm.rank == 0 and self._fh is not None:
+            self._header(f"last step: {text} ({time.strftime('%H:%M:%S')})")
+
+    def close(self, remove: bool = True) -> None:
+        if self._fh is None:
+            return
+        faulthandler.disable()
+        if self._was_enabled:
+            faulthandler.enable()
+        self._fh.close()
+        self._fh = None
+        if remove and self.comm.rank == 0:
+            self.path.unlink(missing_ok=True)
+
+
+def read_fault_log(out: Path) -> tuple[str, str] | None:
+    """(last step line, faulthandler text) of a fault.log left in ``out``, or None."""
+    try:
+        data = (Path(out) / FAULT_FILE).read_bytes()
+    except OSError:
+        return None
+    head = data[: FaultLog.HEADER].decode(errors="replace").strip()
+    return head, data[FaultLog.HEADER:].decode(errors="replace").strip()
+
+
+def record_crash(out: Path, status: int) -> Path | None:
+    """After a run process ended with ``status``: if it died in native code (a crash
+    signal, or a faulthandler record in fault.log) and wrote no error.txt, write one
+    with the signal, the last step and the Python stack at the fault. Returns the
+    error.txt written, or None."""
+    out = Path(out)
+    error = out / "error.txt"
+    fault = read_fault_log(out)
+    sig = exit_signal(status)
+    crashed = (sig is not None and sig.name in CRASH_SIGNALS) or bool(fault and fault[1])
+    if not crashed or error.exists() or not out.is_dir():
+        return None
+    head, stack = fault if fault else ("", "")
+    what = describe_exit(status)
+    for line in stack.splitlines():  # faulthandler names the signal: "Fatal Python error: Segmentation fault"
+        if line.startswith("Fatal Python error:"):
+            what += f": {line.removeprefix('Fatal Python error:').strip()}"
+            break
+    where = head.split("; ", 1)[1] if "; " in head else "no fault.log (no step recorded)"
+    text = (f"NativeCrash: the run process was {what} in native code; {where}\n\n"
+            + (stack + "\n" if stack else "(no Python stack: the process died before faulthandler could write)\n"))
+    error.write_text(text)
+    (out / FAULT_FILE).unlink(missing_ok=True)
+    return error
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m solver.runs.rundir record-crash RUN_DIR STATUS`` (used by the Slurm batch
+    script): exit status 0 when the run crashed (error.txt written), 1 otherwise."""
+    if len(argv) == 3 and argv[0] == "record-crash":
+        written = record_crash(Path(argv[1]), int(argv[2]))
+        if written is not None:
+            print(f"{argv[1]}: {describe_exit(int(argv[2]))} in native code: wrote {written}")
+        return 0 if written is not None else 1
+    print("usage: python -m solver.runs.rundir record-crash RUN_DIR STATUS", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

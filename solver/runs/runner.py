@@ -18,6 +18,16 @@ steps) and ``output.checkpoint_interval`` (s) write checkpoints along the way as
 ``run(..., restart=True)`` continues the run in its directory from its checkpoint, on
 any number of MPI ranks: history.csv, profiles.csv and the field series are cut back to
 the checkpointed step and continued.
+
+Deadline: with ``SSBFRAC_DEADLINE`` (seconds since the epoch, set by the Slurm batch
+script from the job's end time) the run stops with a checkpoint, as on a signal, at
+the first step boundary where the time left is less than ``DEADLINE_STEP_MARGIN`` x the
+longest step so far plus the time a checkpoint takes (and ``DEADLINE_SLACK_S``): it does
+not start a step that would not finish in time.
+
+Crashes: while it runs, the run keeps ``fault.log`` (:class:`solver.runs.rundir.FaultLog`)
+with its last step and, should the process die in native code, Python's
+``faulthandler`` stack; ``solver.runs.rundir.record_crash`` turns it into ``error.txt``.
 """
 
 from __future__ import annotations
@@ -33,8 +43,13 @@ from mpi4py import MPI
 
 from solver.config import Case, CaseError, case_to_dict, load_case, to_internal
 from solver.runs.restart import case_fingerprint, check_restart, cut_back_outputs, record_stop
-from solver.runs.rundir import (CHECKPOINT_FILE, STOP_AFTER_ENV, STOP_MARKER, RunCheckpointed, RunError,
-                               claim_run_directory)
+from solver.runs.rundir import (CHECKPOINT_FILE, DEADLINE_ENV, STOP_AFTER_ENV, STOP_MARKER, FaultLog,
+                                RunCheckpointed, RunError, claim_run_directory)
+
+#: a run with a deadline stops when the time left is below this many times its longest
+#: step (plus the time of a checkpoint and DEADLINE_SLACK_S)
+DEADLINE_STEP_MARGIN = 1.5
+DEADLINE_SLACK_S = 15.0
 
 
 def prepare(case: Case, comm: MPI.Comm, source: str = "<case>"):
@@ -92,16 +107,30 @@ def run(case: Case, out: str | Path | None = None, overwrite: bool = False, rest
         check_restart(out, case, comm)
     mode = "restart" if restart else "overwrite" if overwrite else "new"
     with claim_run_directory(out, mode, comm):
+        # fault.log is removed on every way out that Python sees (only a crash in native code leaves it)
+        fault = FaultLog(out, comm)
         try:
             with contextlib.ExitStack() as handlers:  # the signal handlers are put back on the way out
                 return _execute(case, internal, packing, out, progress or case.output.progress, comm, t_all,
-                                restart, handlers)
+                                restart, handlers, fault)
         except (RunCheckpointed, RunError):
             raise  # stopped with a checkpoint, or a restart refused: the directory is left as it was
         except BaseException as exc:
             if comm.rank == 0:
                 _write_error(out, exc)
             raise
+        finally:
+            fault.close()
+
+
+def _deadline() -> float | None:
+    """The deadline of the run from SSBFRAC_DEADLINE (seconds since the epoch), if set."""
+    text = os.environ.get(DEADLINE_ENV, "").strip()
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value and value > 0 else None
 
 
 def run_case(case_path: str | Path, out: str | Path | None = None, overrides: list[str] | None = None,
@@ -144,7 +173,7 @@ def make_stepper(internal, bundle):
 
 
 def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI.Comm, t_all: float,
-             restart: bool, handlers: contextlib.ExitStack) -> Path:
+             restart: bool, handlers: contextlib.ExitStack, fault: FaultLog) -> Path:
     from solver.numerics.stepping import GrowthGuard, march
     from solver.runs.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
     from solver.runs.mesh import build_mesh
@@ -166,6 +195,7 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
     # boundary with a checkpoint. (Not earlier: Gmsh puts the default handlers back, and
     # before the first step there is nothing to save.)
     stop = handlers.enter_context(StopRequest())
+    fault.arm()
     t = time.perf_counter()
     stepper, mech, fields, checkpoint_fields, dofs, profiles = make_stepper(internal, bundle)
     progress.set_total(stepper.progress_total)
@@ -217,6 +247,14 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
     last_checkpoint = [time.perf_counter()]
     stopped: dict = {}
     stop_after = int(os.environ.get(STOP_AFTER_ENV, "0") or 0)
+    deadline = _deadline()
+    # longest time between two step boundaries (rejected attempts included), last checkpoint's cost
+    last_boundary, longest_step, checkpoint_cost = [t_solve], [0.0], [0.0]
+
+    def on_step(rec) -> None:
+        recorder.on_step(rec)
+        fault.step(f"step {rec.step} ({'accepted' if rec.accepted else 'rejected'}), {stepper.where()}, "
+                   f"{time.perf_counter() - t_solve:.1f} s of solving")
     every_checkpoint, checkpoint_interval = case.output.checkpoint_every, case.output.checkpoint_interval
 
     def attempt_timings() -> dict:
@@ -236,6 +274,18 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
         due or a stop was requested; True stops the run (collective)."""
         if stop_after and recorder.accepted >= stop_after:
             stop.request()
+        now = time.perf_counter()
+        longest_step[0] = max(longest_step[0], now - last_boundary[0])
+        last_boundary[0] = now
+        reason = None
+        if deadline is not None:
+            left = deadline - time.time()
+            need = DEADLINE_STEP_MARGIN * longest_step[0] + checkpoint_cost[0] + DEADLINE_SLACK_S
+            if comm.bcast(left < need, root=0):
+                reason = "time limit near"
+                progress.message(f"stopping before the time limit: {left:.0f} s left, the longest step took "
+                                 f"{longest_step[0]:.0f} s")
+                stop.request()
         stopping = stop.requested(comm)
         due = stopping or bool(every_checkpoint and recorder.accepted % every_checkpoint == 0)
         if not due and checkpoint_interval > 0:
@@ -249,13 +299,17 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
                  "run": {**run_book, "timings": attempt_timings()}}
         write_checkpoint(checkpoint_path, checkpoint_fields, state, comm, fingerprint=fingerprint)
         last_checkpoint[0] = time.perf_counter()
-        t_checkpoint[0] += last_checkpoint[0] - t0
+        checkpoint_cost[0] = last_checkpoint[0] - t0
+        t_checkpoint[0] += checkpoint_cost[0]
+        last_boundary[0] = last_checkpoint[0]  # a step is timed from the end of the checkpoint
         if stopping:
             signum = comm.allreduce(-1 if stop.signum is None else int(stop.signum), op=MPI.MAX)
             stopped.update(loop_state, signal=signum)
+            if reason and signum <= 0:
+                stopped["reason"] = reason
         return stopping
 
-    counters = march(stepper, stepper.step_sizes(internal), guard, recorder.on_step, progress, resume=resume,
+    counters = march(stepper, stepper.step_sizes(internal), guard, on_step, progress, resume=resume,
                      at_boundary=at_boundary)
     recorder.close()
     progress.close()

@@ -264,7 +264,8 @@ def test_galvanostatic_run_stopped_by_slurm_signal_and_continued_on_two_ranks(tm
     out, err = job.communicate(timeout=180)
     assert job.returncode == 0, out + err
     assert "stopped with a checkpoint (exit status 85)" in out and "requeued" in out
-    assert (tmp_path / "scontrol.calls").read_text().split() == ["requeue", "42"]
+    # the array task itself (<array job>_<task>), not a job id that may name the whole array
+    assert (tmp_path / "scontrol.calls").read_text().split() == ["requeue", "41_0"]
     assert run_state(run_dir) == "checkpointed"
     assert json.loads((run_dir / STOP_MARKER).read_text())["reason"] == "SIGTERM"
     assert (tmp_path / "sweep" / "logs" / "seed=3.state").read_text().startswith("running ")

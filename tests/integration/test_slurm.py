@@ -6,6 +6,7 @@ single-node one with ``scripts/slurm-local start``) and skips with the reason ot
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -107,3 +108,81 @@ def test_slurm_local_refuses_without_its_prerequisites(tmp_path):
     r = subprocess.run(["/bin/sh", str(SLURM_LOCAL), "bogus"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "usage:" in r.stderr
     assert Path(SLURM_LOCAL).stat().st_mode & 0o111, "scripts/slurm-local must be executable (.ci/run checks -x)"
+
+
+def _run_process(shell_pid: int) -> int | None:
+    """The `ssbfrac run` process started by a batch shell (its child), if any."""
+    try:
+        children = Path(f"/proc/{shell_pid}/task/{shell_pid}/children").read_text().split()
+    except OSError:
+        return None
+    for pid in children:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"run" in cmdline:
+            return int(pid)
+    return None
+
+
+@pytest.mark.timeout(1500)
+def test_slurm_tasks_survive_a_crash_and_the_time_limit(tmp_path):
+    """Two runs with a 1-minute time limit. One is longer than the limit: it stops with a
+    checkpoint before the limit (SSBFRAC_DEADLINE), its task requeues itself (only itself)
+    and --status shows it as pending while it waits; it completes on a later attempt. The
+    other is killed with SIGSEGV while it runs: error.txt names the signal and the last
+    step, its task requeues itself once and the run completes."""
+    import signal
+    import time
+
+    reason = slurm_unavailable()
+    if reason:
+        pytest.skip(reason)
+    sweep = tmp_path / "survive.yaml"
+    sweep.write_text(f"""name: survive
+base: {SMALL}
+parameters:
+  loading.steps: [300, 500]
+backend: slurm
+slurm:
+  time: "1"
+  max_parallel: 2
+  signal_lead: 0      # Slurm may send the signal up to 60 s early: here it would stop every attempt at once
+""")
+    out = tmp_path / "out"
+    r = sweep_cli([sweep, "--out", out])
+    assert r.returncode == 0 and "submitted job array" in r.stdout, r.stdout + r.stderr
+    crash, long = "steps=300", "steps=500"
+    state = out / "logs" / f"{crash}.state"
+    fault = out / crash / "fault.log"
+    killed = None
+    queued_again = False
+    deadline = time.time() + 1400
+    while time.time() < deadline:
+        step = re.search(rb"last step: step ([0-9]+)", fault.read_bytes()[:400]) if fault.exists() else None
+        if killed is None and step and int(step.group(1)) >= 3:
+            words = state.read_text().split()
+            pid = _run_process(int(words[2])) if words[:1] == ["running"] else None
+            if pid is not None:
+                os.kill(pid, signal.SIGSEGV)
+                killed = pid
+        s = sweep_cli([sweep, "--out", out, "--status"])
+        queued_again |= "queued again" in s.stdout
+        if "2 done" in s.stdout:
+            break
+        time.sleep(1)
+    assert killed is not None, "the run to crash was not found running"
+    s = sweep_cli([sweep, "--out", out, "--status"])
+    assert s.returncode == 0 and "2 done, 0 running, 0 failed, 0 pending" in s.stdout, s.stdout
+    assert queued_again, "a requeued task was never shown as pending ('queued again')"
+    log = (out / "logs" / f"{crash}.log").read_text()
+    assert "NativeCrash: the run process was killed by SIGSEGV (exit 139): Segmentation fault" in log
+    assert "last step: step" in log
+    assert (out / "logs" / f"{crash}.crashes").read_text().strip() == "1"
+    job = json.loads((out / "slurm" / "jobs.json").read_text())[0]["job_id"]
+    assert "after a crash (1 of 2)" in (out / "slurm" / f"{job}_0.out").read_text()
+    long_log = (out / "logs" / f"{long}.log").read_text()
+    assert "stopping before the time limit" in long_log and "(continued from its checkpoint)" in long_log
+    assert json.loads((out / long / "summary.json").read_text())["restarts"] >= 1
+    assert f"requeued as Slurm task {job}_1" in (out / "slurm" / f"{job}_1.out").read_text()

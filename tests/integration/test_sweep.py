@@ -146,7 +146,7 @@ def test_shipped_sweeps_are_valid():
     ("parameters: {geometry.particles.seed: [1]}\ncolour: red\n",
      r"sweep.yaml: colour = 'red': unknown key; allowed here: backend, base, combine"),
     ("parameters: {geometry.particles.seed: [1]}\nslurm: {partitoin: short}\n",
-     r"sweep.yaml: slurm.partitoin = 'short': unknown key; allowed here: account, cpus_per_task"),
+     r"sweep.yaml: slurm.partitoin = 'short': unknown key; allowed here: account, checkpoint_fraction, cpus_per_task"),
     ("parameters: {materials.electrolyte.E: 1.0e9}\n",
      r"sweep.yaml: parameters.materials.electrolyte.E = 1000000000.0: expected a list of values"),
     ("parameters: {materials.electrolyte.E: {logrange: [0, 1.0e9, 3]}}\n",
@@ -414,3 +414,241 @@ def test_a_run_that_stops_before_its_directory_is_recorded_as_failed(tmp_path):
     s = sweep_cli([path, "--out", out, "--status"])
     assert s.returncode == 1 and "failed   seed=5  exit status 2" in s.stdout
     assert "was not made by ssbfrac" in s.stdout
+
+
+# --------------------------------------------------------------------------- exit statuses, crashes, stopping
+def test_exit_statuses_in_words():
+    from solver.runs.rundir import describe_exit
+
+    assert describe_exit(139) == "killed by SIGSEGV (exit 139)"
+    assert describe_exit(-11) == "killed by SIGSEGV (signal 11)"
+    assert describe_exit(134) == "killed by SIGABRT (exit 134)"
+    assert describe_exit(137) == "killed by SIGKILL (exit 137)"
+    assert describe_exit(-15) == "killed by SIGTERM (signal 15)"
+    # MPI_Abort(-99) exits with 157: not a signal
+    assert describe_exit(157) == "exit status 157"
+    assert describe_exit(1) == "exit status 1"
+
+
+CRASHER = """
+import ctypes, sys, time
+from pathlib import Path
+from mpi4py import MPI
+from solver.runs.rundir import FaultLog
+fault = FaultLog(Path(sys.argv[1]), MPI.COMM_WORLD)
+for step in range(1, 4):
+    fault.step(f"step {step} (accepted, load {step / 10:.6g}, 0.1 s of solving)")
+def solve():
+    ctypes.string_at(0)   # a segmentation fault in native code
+solve()
+"""
+
+
+def test_a_crash_in_native_code_leaves_error_txt(tmp_path):
+    """A process that dies of SIGSEGV while its FaultLog is open leaves fault.log with the
+    last step and Python's stack; record_crash turns it into error.txt."""
+    from solver.runs.rundir import FAULT_FILE, read_fault_log, record_crash, run_state
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "case.yaml").write_text("name: x\n")
+    r = subprocess.run([sys.executable, "-c", CRASHER, str(out)], capture_output=True, text=True,
+                       env=subprocess_env(), timeout=120)
+    assert r.returncode == -11, r.stderr
+    head, stack = read_fault_log(out)
+    assert "last step: step 3 (accepted, load 0.3" in head
+    assert "Segmentation fault" in stack and "in solve" in stack
+    assert run_state(out) == "incomplete"  # nothing has looked at it yet
+    assert record_crash(out, 139) == out / "error.txt"
+    text = (out / "error.txt").read_text()
+    assert text.startswith("NativeCrash: the run process was killed by SIGSEGV (exit 139): Segmentation fault")
+    assert "last step: step 3 (accepted, load 0.3" in text.splitlines()[0]
+    assert "in solve" in text
+    assert not (out / FAULT_FILE).exists() and run_state(out) == "failed"
+    # a second call, or a run that ended by itself, writes nothing
+    assert record_crash(out, 139) is None
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    assert record_crash(clean, 1) is None and record_crash(clean, 143) is None
+
+
+def test_slurm_task_states(tmp_path):
+    """A requeued task waiting in the queue is pending (not running with a stale PID); a
+    task gone from the queue is described by its final Slurm state or its time-limit mark."""
+    path = write_sweep(tmp_path, f"name: t\nbase: {SMALL}\nparameters: {{geometry.particles.seed: [1]}}\n")
+    sweep = load_sweep(path, out=tmp_path / "out")
+    run = sweep.runs[0]
+    (sweep.out / "logs").mkdir(parents=True)
+    state = sweep.out / "logs" / f"{run.name}.state"
+    state.write_text("running node7 123 55_0\n")
+    st = run_status(sweep, run, {"55_0": "PENDING"}, {run.name: "55_0"})
+    assert (st.state, st.active) == ("pending", True) and "queued again" in st.detail
+    assert run_status(sweep, run, {"55_0": "RUNNING"}, {}).state == "running"
+    assert run_status(sweep, run, None, {}).state == "running"  # squeue does not answer
+    st = run_status(sweep, run, {}, {}, {"55_0": "TIMEOUT"})
+    assert st.state == "pending" and "time limit" in st.detail
+    st = run_status(sweep, run, {}, {}, {"55_0": "OUT_OF_MEMORY"})
+    assert st.state == "failed" and "out of memory" in st.detail
+    state.write_text("running node7 123 55_0 timelimit\n")
+    assert "time limit" in run_status(sweep, run, {}, {}).detail
+    state.write_text("exit 139\n")
+    st = run_status(sweep, run, {}, {})
+    assert (st.state, st.detail) == ("failed", "killed by SIGSEGV (exit 139)")
+    state.write_text("exit -11\n")
+    assert run_status(sweep, run, None, {}).detail == "killed by SIGSEGV (signal 11)"
+
+
+def test_batch_script_requeues_its_own_task_and_sets_the_deadline(tmp_path):
+    path = write_sweep(tmp_path, f"""name: t
+base: {SMALL}
+parameters: {{geometry.particles.seed: [1, 2]}}
+backend: slurm
+slurm: {{time: "01:30:00", checkpoint_fraction: 0.2}}
+""")
+    script = batch_script(load_sweep(path, out=tmp_path / "out"))
+    # the array job's id is also the job id of its last task: requeue <array job>_<task> only
+    assert 'scontrol requeue "$job"' in script and 'scontrol requeue "$SLURM_JOB_ID"' not in script
+    assert "export SSBFRAC_DEADLINE=" in script
+    assert "CHECKPOINT=(--set output.checkpoint_interval=1080)" in script  # 0.2 x 90 min
+    assert '"$PYTHON" -m solver.runs.rundir record-crash' in script
+    # the sweep or the case may give the interval itself
+    path = write_sweep(tmp_path, f"""name: t
+base: {SMALL}
+parameters: {{geometry.particles.seed: [1, 2]}}
+set: {{output.checkpoint_interval: 30}}
+backend: slurm
+slurm: {{time: "10"}}
+""")
+    assert "CHECKPOINT=()" in batch_script(load_sweep(path, out=tmp_path / "out"))
+
+
+def test_time_limits_in_seconds():
+    from solver.hpc.spec import time_limit_seconds
+
+    assert time_limit_seconds("10") == 600
+    assert time_limit_seconds("10:30") == 630
+    assert time_limit_seconds("01:00:00") == 3600
+    assert time_limit_seconds("1-02") == 93600
+    assert time_limit_seconds("1-00:00:30") == 86430
+    assert time_limit_seconds(None) is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigterm_to_a_local_sweep_stops_its_runs_with_a_checkpoint_and_a_relaunch_continues(tmp_path):
+    """SIGTERM to `ssbfrac sweep` (as Ctrl-C): every run finishes its step, writes its
+    checkpoint and exits with status 85; no run outlives the sweep; launching the sweep
+    again continues the runs from their checkpoints."""
+    import signal
+
+    path = write_sweep(tmp_path, f"""name: stop
+base: {SMALL}
+parameters: {{geometry.particles.seed: [1, 2]}}
+set: {{loading.steps: 60}}
+local: {{parallel: 2}}
+""")
+    out = tmp_path / "out"
+    driver = subprocess.Popen(ssbfrac_cmd() + ["sweep", str(path), "--out", str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=subprocess_env(), start_new_session=True)
+    names = ["seed=1", "seed=2"]
+    pids = {}
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # both runs past their third step
+            rows = []
+            for name in names:
+                h = out / name / "history.csv"
+                rows.append(len(h.read_text().splitlines()) if h.exists() else 0)
+                words = (out / "logs" / f"{name}.state").read_text().split() if (out / "logs" / f"{name}.state").exists() else []
+                if words[:1] == ["running"]:
+                    pids[name] = int(words[2])
+            if min(rows) >= 4 and len(pids) == 2:
+                break
+            assert driver.poll() is None, driver.stdout.read()
+            time.sleep(0.2)
+        else:
+            pytest.fail("the runs did not start")
+        driver.send_signal(signal.SIGTERM)
+        text, _ = driver.communicate(timeout=240)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, text
+    assert "stopping: 2 run(s) finish their present step" in text and "2 run(s) stopped with a checkpoint" in text
+    for name in names:
+        assert not _alive(pids[name]), f"{name} (PID {pids[name]}) outlived the sweep"
+        assert (out / "logs" / f"{name}.state").read_text() == "exit 85\n"
+        assert (out / name / "checkpoint.h5").exists() and (out / name / "stopped.json").exists()
+        assert not (out / name / "fault.log").exists() and not (out / name / "error.txt").exists()
+    s = sweep_cli([path, "--out", out, "--status"])
+    assert "0 done, 0 running, 0 failed, 2 pending" in s.stdout and "stopped with a checkpoint" in s.stdout
+    r = sweep_cli([path, "--out", out])
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in names:
+        assert "--restart" in (out / "logs" / f"{name}.log").read_text().splitlines()[1]
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["restarts"] == 1
+        assert summary["case"]["output"]["checkpoint_interval"] == 600  # local.checkpoint_interval
+
+
+FLAKY_RUN = """
+import ctypes, json, sys
+from pathlib import Path
+from mpi4py import MPI
+from solver.runs.rundir import FaultLog
+out = Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+(out / "case.yaml").write_text("name: flaky\\n")
+if not (out / "attempted").exists():
+    (out / "attempted").write_text("")
+    fault = FaultLog(out, MPI.COMM_WORLD)
+    fault.step("step 2 (accepted, load 0.4, 1.0 s of solving)")
+    ctypes.string_at(0)
+(out / "summary.json").write_text(json.dumps({"wall_time_s": 0.5}))
+"""
+
+
+def test_a_local_run_that_crashes_in_native_code_is_retried(tmp_path, monkeypatch):
+    """A run that dies of SIGSEGV once is started again (from its last checkpoint, where
+    it has one); its log keeps the crash record."""
+    import solver.hpc.local as sweep_module
+    from solver.hpc.spec import write_manifest
+
+    path = write_sweep(tmp_path, f"name: t\nbase: {SMALL}\nparameters: {{geometry.particles.seed: [1]}}\n")
+    sweep = load_sweep(path, out=tmp_path / "out")
+    run = sweep.runs[0]
+    monkeypatch.setattr(sweep_module, "run_command",
+                        lambda sw, r, ranks, interval=0.0: [sys.executable, "-c", FLAKY_RUN, str(sw.out / r.name)])
+    write_manifest(sweep)
+    pool = sweep_module.LocalPool(sweep, 1, 1)
+    pool.env = subprocess_env()
+    rc, _ = pool.launch(run)
+    assert rc == 0
+    log = (sweep.out / "logs" / f"{run.name}.log").read_text()
+    assert "NativeCrash: the run process was killed by SIGSEGV (signal 11): Segmentation fault" in log
+    assert "last step: step 2 (accepted, load 0.4" in log and "retry 1 of 2" in log
+    assert (sweep.out / "logs" / f"{run.name}.state").read_text() == "exit 0\n"
+
+
+def test_a_run_stops_with_a_checkpoint_before_its_deadline(tmp_path):
+    """SSBFRAC_DEADLINE (the Slurm batch script sets it to the job's end time): the run stops
+    with a checkpoint (exit status 85) once the time left would not cover its longest step
+    with a margin, before the deadline, and --restart continues it."""
+    out = tmp_path / "run"
+    env = subprocess_env()
+    deadline = time.time() + 25
+    env["SSBFRAC_DEADLINE"] = f"{deadline:.0f}"
+    args = ["run", str(SMALL), "--out", str(out), "--set", "loading.steps=400", "--progress", "lines"]
+    r = subprocess.run(ssbfrac_cmd() + args, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 85, r.stdout + r.stderr
+    assert time.time() < deadline + 1
+    assert "stopping before the time limit" in r.stdout
+    stopped = json.loads((out / "stopped.json").read_text())
+    assert stopped["reason"] == "time limit near" and 0 < stopped["accepted_steps"] < 400
+    assert (out / "checkpoint.h5").exists() and not (out / "fault.log").exists()
