@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from solver.config.base import NAME_PATTERN, SIDES_2D, SIDES_3D, Schema
 from solver.config.fracture import Fracture
 from solver.config.geometry import Geometry, phases_in_files
+from solver.config.limits import Limits
 from solver.config.loading import Loading, PrescribedLithiation
 from solver.config.materials import Materials
 from solver.config.mechanics import Mechanics
@@ -20,7 +21,7 @@ class Case(Schema):
     name: str = Field(..., pattern=NAME_PATTERN,
                       description="case name, the default run directory name: 1 to 100 letters, digits, '_', '.', "
                                   "'+', '-', starting with a letter or digit")
-    description: str = Field("", description="free text")
+    description: str = Field("", max_length=100_000, description="free text")
     dimension: Literal[2, 3] = Field(2, description="2 (plane strain) or 3")
     geometry: Geometry = Geometry()
     materials: Materials
@@ -28,6 +29,7 @@ class Case(Schema):
     loading: Loading = PrescribedLithiation()
     fracture: Fracture = Fracture()
     output: Output = Output()
+    limits: Limits = Field(default_factory=Limits, description="largest problem a run may be (README: Case files)")
 
     @model_validator(mode="after")
     def _geometry_materials(self):
