@@ -220,8 +220,13 @@ def _msh_summary(path: str, size: int, mtime: int) -> dict:
     path = Path(path)
     with path.open("rb") as fh:
         head = fh.read(64)
+        fh.seek(max(0, size - 256))
+        tail = fh.read()
     if not head.lstrip().startswith(b"$MeshFormat"):
         raise MicrostructureFileError(f"{path}: not a Gmsh mesh file (it does not start with $MeshFormat)")
+    last = tail.rstrip().rsplit(b"\n", 1)[-1].strip()
+    if not last.startswith(b"$End"):
+        raise MicrostructureFileError(f"{path}: truncated (the last section is not closed by an $End... line)")
     try:
         mesh = meshio.read(path, file_format="gmsh")
     except Exception as exc:  # meshio raises many kinds

@@ -43,7 +43,7 @@ def case_fingerprint(case: Case, mesh_info: dict) -> dict:
 
 def _physical_case(data: dict) -> dict:
     """A case as plain data without the fields that do not change the results."""
-    return {k: v for k, v in data.items() if k not in ("output", "description")}
+    return {k: v for k, v in data.items() if k not in ("output", "description", "limits")}
 
 
 def _differences(a, b, prefix: str = "") -> list[str]:

@@ -36,13 +36,16 @@ from solver.rundir import (CHECKPOINT_FILE, COMPLETION_MARKER, STOP_AFTER_ENV, S
                            RunError, claim_run_directory, run_state)
 from solver.config.units import to_internal
 
-def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
-    """Validate the case and check that its particles can be packed, before any
-    expensive work. Returns (case in SI, case in internal units, packing)."""
+def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm, allow_large: bool = False):
+    """Validate the case, its size (limits; ``allow_large`` skips them) and its PETSc
+    options, and check that its particles can be packed, before any expensive work.
+    Returns (case in SI, case in internal units, packing)."""
     from meshes.packing import PackingError
+    from solver.config.preflight import preflight
     from solver.mesh import pack
 
-    case = load_case(case_path, overrides)
+    case = load_case(case_path, overrides, allow_large=allow_large)
+    preflight(case, str(case_path), allow_large)
     if case.output.vtx:
         from solver.output import vtx_available
 
@@ -84,7 +87,7 @@ def software_versions() -> dict:
 
 def run_case(case_path: str | Path, out: str | Path | None = None, overrides: list[str] | None = None,
              overwrite: bool = False, progress_mode: str | None = None, comm: MPI.Comm = MPI.COMM_WORLD,
-             restart: bool = False) -> Path:
+             restart: bool = False, allow_large: bool = False) -> Path:
     """Run a case into ``out`` (default ``results/<name>``); returns the directory.
 
     With ``restart``, continue the run in ``out`` from its ``checkpoint.h5`` instead
@@ -93,14 +96,14 @@ def run_case(case_path: str | Path, out: str | Path | None = None, overrides: li
     SIGUSR1) after writing its checkpoint, :class:`RunError` when it cannot start."""
     t_all = time.perf_counter()
     overrides = overrides or []
-    case, internal, packing = prepare_case(case_path, overrides, comm)
+    case, internal, packing = prepare_case(case_path, overrides, comm, allow_large)
     out = Path(out) if out is not None else Path("results") / case.name
     if restart and overwrite:
         raise RunError("--restart continues the run in --out, --overwrite replaces it: give only one of them")
     if restart:
         check_restart(out, case, comm)
     mode = "restart" if restart else "overwrite" if overwrite else "new"
-    command = restart_command(case_path, out, overrides)
+    command = restart_command(case_path, out, overrides) + (" --allow-large" if allow_large else "")
     with claim_run_directory(out, mode, comm):
         try:
             return _run(case, internal, packing, out, progress_mode or case.output.progress, comm, t_all,
@@ -133,6 +136,7 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
              restart: bool, command: str, handlers: contextlib.ExitStack) -> Path:
     from solver.checkpoint import CheckpointError, StopRequest, read_checkpoint, write_checkpoint
     from solver.mesh import build_mesh
+    from solver.numerics.finite import check_fields, check_row
     from solver.output import HISTORY_UNITS, History, Progress, write_json
 
     if comm.rank == 0 and not restart:
@@ -235,11 +239,13 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
     stopped: dict = {}
 
     def add_row(row: dict) -> None:
+        check_row(row)  # no inf or nan in the results
         history.add(row)
         n_rows[0] += 1
 
     def write_fields(t_now: float) -> None:
         t0 = time.perf_counter()
+        check_fields(fields, comm, t_now, accepted_count[0])
         writer.write(t_now)
         if profiles is not None:
             profiles.add(accepted_count[0], t_now, cell.profiles(case.output.profile_bins))
@@ -350,6 +356,7 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
         "versions": software_versions(),
         "ranks": comm.size,
         "mesh": bundle.info["mesh"],
+        "estimate": _estimate(case),
         "particles": len(bundle.info["packing"]["particles"]),
         "am_fraction": bundle.info["packing"]["fraction"],
         "dofs": dofs,
@@ -377,6 +384,16 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
         checkpoint_path.with_name(CHECKPOINT_FILE + ".tmp").unlink(missing_ok=True)
         print(f"[{case.name}] done in {timings['total']:.1f} s: results in {out}", flush=True)
     return out
+
+
+def _estimate(case: Case) -> dict | None:
+    """The size estimated before the run (solver.config.estimate), to compare with the mesh."""
+    try:
+        from solver.config.estimate import estimate
+
+        return estimate(case).to_dict()
+    except Exception:  # the record of a finished run must never fail on it
+        return None
 
 
 def _cell_summary(ec) -> dict:

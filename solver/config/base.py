@@ -11,7 +11,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 SIDES_2D = ("left", "right", "bottom", "top")
 #: names of cases, sweeps and studies become directory names: plain file names only (no
@@ -53,6 +53,16 @@ class Schema(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
     _units: str = PrivateAttr(default="SI")
+
+
+def _not_bool(v):
+    if isinstance(v, bool):
+        raise ValueError("Input should be a number, not true/false")
+    return v
+
+
+#: for choices among numbers (``Literal[1, 2]``): true/false would match 1/0
+NotBool = BeforeValidator(_not_bool)
 
 
 def zero_or_at_least(lowest: float, unit: str = "m"):

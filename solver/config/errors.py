@@ -98,9 +98,11 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
         loc = tuple(p for p in e["loc"] if p not in UNION_TAGS)
         value = e.get("input")
         msg = e["msg"].removeprefix("Value error, ")
+        raw_loc = tuple(e["loc"])
         cause = (e.get("ctx") or {}).get("error")
         if isinstance(cause, FieldError):
-            loc = loc + tuple(int(p) if p.isdigit() else p for p in cause.path.split("."))
+            sub = tuple(int(p) if p.isdigit() else p for p in cause.path.split("."))
+            loc, raw_loc = loc + sub, raw_loc + sub
             value, msg = cause.value, cause.message
         path = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
@@ -121,7 +123,7 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
                 words = {"greater_than": "greater than", "greater_than_equal": "greater than or equal to",
                          "less_than": "less than", "less_than_equal": "less than or equal to"}[e["type"]]
                 msg = f"Input should be {words} {bound:g}"
-            unit = field_unit(model, loc)
+            unit = field_unit(model, raw_loc)
             if unit:
                 msg += f" {unit}"
         lines.append(f"{source}: {path} = {format_value(value)}: {msg}")

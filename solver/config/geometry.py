@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from solver.config.base import FieldError, Schema, quantity, zero_or_at_least
+from solver.config.base import FieldError, NotBool, Schema, quantity, zero_or_at_least
 
 #: bounds of particle radii (m): 10 nm to 1 mm
 RADIUS_MIN, RADIUS_MAX = 1e-8, 1e-3
@@ -253,7 +253,7 @@ class MeshSpec(Schema):
         "saves cells where nothing localises, the electrolyte keeps size",
         ge=LENGTH_MIN, le=SIDE_MAX,
     )
-    order: Literal[1, 2] = Field(1, description="geometric order of the mesh (1: straight, 2: curved cells)")
+    order: Annotated[Literal[1, 2], NotBool] = Field(1, description="geometric order of the mesh (1: straight, 2: curved cells)")
     file: str | None = Field(
         None, min_length=1, max_length=4096,
         description="an existing Gmsh .msh file with ssbfrac physical groups (meshes/tags.py), used instead of packing and meshing",
@@ -388,7 +388,7 @@ def _check_particle_file(g: "Geometry", dim: int, max_particles: int | None = No
                 "polyhedron": p.polyhedron if p.polyhedron != "random" else "cube",
                 "corner_radius": p.corner_radius, "coating": p.coating}
     try:
-        parts = read_particles(p.file, dim, defaults, max_particles=max_particles)
+        parts = read_particles(p.file, dim, defaults, max_particles=max_particles, radius_bounds=(RADIUS_MIN, RADIUS_MAX))
     except MicrostructureFileError as exc:
         raise FieldError("particles.file", p.file, str(exc)) from None
     spec = PackingSpec(box=tuple(g.size), volume_fraction=0.5, min_gap=p.min_gap, boundary_gap=p.boundary_gap,
