@@ -66,7 +66,7 @@ def _number(row: dict, key: str, where: str, default=None) -> float:
 #: largest particle list read (bytes); a list of 999000 particles in CSV is about 60 MB
 MAX_PARTICLE_FILE_BYTES = 64 * 1024 * 1024
 #: largest Gmsh mesh file read (bytes)
-MAX_MESH_FILE_BYTES = 2 * 1024 ** 3
+MAX_MESH_FILE_BYTES = 1024 ** 3
 
 
 def _file_text(path: Path, what: str, max_bytes: int) -> str:

@@ -168,7 +168,7 @@ class ParticleSpec(Schema):
     )
     seed: int = Field(1, ge=0, le=2 ** 63 - 1, description="random seed of the packing (same seed, same microstructure)")
     max_attempts: int = Field(
-        20000, ge=100, le=1_000_000,
+        20000, ge=100, le=200_000,
         description="iteration budget of the packing (relaxation sweeps) before it gives up (20000: about 15 s)",
     )
 
@@ -213,13 +213,15 @@ class ParticleSpec(Schema):
             if self.overlap > 0:
                 raise FieldError("coating", self.coating, "coating and overlap exclude each other: coated particles cannot touch")
             if 2 * self.coating >= self.min_gap:
-                raise ValueError(
-                    f"coating = {self.coating:g} m is too thick for min_gap = {self.min_gap:g} m: the coatings of two "
+                raise FieldError(
+                    "coating", self.coating,
+                    f"too thick for min_gap = {self.min_gap:g} m: the coatings of two "
                     f"neighbours would touch; need 2 * coating < min_gap"
                 )
             if self.coating >= self.boundary_gap:
-                raise ValueError(
-                    f"coating = {self.coating:g} m is too thick for boundary_gap = {self.boundary_gap:g} m: a coating "
+                raise FieldError(
+                    "coating", self.coating,
+                    f"too thick for boundary_gap = {self.boundary_gap:g} m: a coating "
                     f"would reach a side; need coating < boundary_gap"
                 )
         if self.file is not None:
@@ -262,13 +264,10 @@ class MeshSpec(Schema):
     @model_validator(mode="after")
     def _sizes(self):
         if self.interface_size > self.size:
-            raise ValueError(
-                f"interface_size ({self.interface_size:g}) must not exceed size ({self.size:g})"
-            )
+            raise FieldError("interface_size", self.interface_size, f"must not exceed size ({self.size:g})")
         if self.corner_size is not None and self.corner_size > self.interface_size:
-            raise ValueError(
-                f"corner_size ({self.corner_size:g}) must not exceed interface_size ({self.interface_size:g})"
-            )
+            raise FieldError("corner_size", self.corner_size,
+                             f"must not exceed interface_size ({self.interface_size:g})")
         if self.file is not None:
             if Path(self.file).suffix.lower() != ".msh":
                 raise FieldError("file", self.file, "expected a Gmsh .msh file")

@@ -31,10 +31,7 @@ MAX_YAML_ALIASES = 100
 MAX_YAML_ALIAS_NODES = 10_000
 #: largest ``--set`` value, in characters
 MAX_OVERRIDE_CHARS = 100_000
-#: largest particle list (CSV or JSON), in bytes
-MAX_PARTICLE_FILE_BYTES = 64 * 1024 * 1024
-#: largest Gmsh mesh file, in bytes
-MAX_MESH_FILE_BYTES = 2 * 1024 ** 3
+# particle lists and mesh files: meshes.io.MAX_PARTICLE_FILE_BYTES, MAX_MESH_FILE_BYTES
 
 # ----------------------------------------------------------------------------- problem size
 #: defaults of the ``limits`` section, per dimension

@@ -248,6 +248,8 @@ def read_yaml(path: str | Path, kind: str = "case", sections: str = "sections") 
     text = read_text_file(p, f"{kind} file", lim.MAX_YAML_BYTES)
     try:
         data = yaml_load(text)
+    except YAMLLimitError as exc:
+        raise CaseError(f"{p}: beyond the limits of a {kind} file{yaml_error_text(exc)}") from None
     except yaml.YAMLError as exc:
         raise CaseError(f"{p}: malformed YAML{yaml_error_text(exc)}") from None
     if data is None:
