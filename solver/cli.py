@@ -160,18 +160,14 @@ def _dispatch(args, comm) -> int:
             print(schema_reference())
         return 0
     if args.command == "check":
+        from solver.config.estimate import report
         from solver.runner import prepare_case
-
-        from solver.config.estimate import estimate
 
         case, _, packing = prepare_case(args.case, args.overrides, comm, args.allow_large)
         if comm.rank == 0:
             print(f"{args.case}: valid case '{case.name}'; {len(packing.particles)} particles, "
                   f"fraction {packing.fraction:.4f} (radius x {packing.radius_scale:.4f})")
-            limits = case.limits.resolved(case.dimension)
-            print(f"estimate: {estimate(case).text()}; limits: {limits['max_particles']} particles, "
-                  f"{limits['max_cells']:.3g} cells, {limits['max_dofs']:.3g} DOFs, {limits['max_memory_gb']:g} GB"
-                  + (" (not applied: --allow-large)" if args.allow_large else ""))
+            print(report(case, args.allow_large))
         return 0
     if args.command == "mesh":
         from meshes.preview import write_preview

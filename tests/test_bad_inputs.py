@@ -8,7 +8,6 @@ import copy
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -588,7 +587,8 @@ def test_minimal_mesh_file_is_accepted(tmp_path):
     f = tmp_path / "m.msh"
     f.write_text(MINIMAL_MSH)
     case = validate_case(apply_overrides(copy.deepcopy(SMALL_DATA), [f"geometry.mesh.file={f}"]), "case.yaml")
-    assert preflight(case, "case.yaml").cells == 2
+    est = preflight(case, "case.yaml")
+    assert (est.cells, est.vertices, est.particles, est.basis) == (2, 4, 0, "mesh file")
 
 
 # ----------------------------------------------------------------------------- sweeps
