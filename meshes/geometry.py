@@ -45,7 +45,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from meshes.separation import BodyArrays, directions, signed_distance
-from meshes.shapes import (SHAPES_2D, SHAPES_3D, erode_polygon, platonic, polygon_area, polygon_normals,
+from meshes.shapes import (MAX_SIDES, SHAPES_2D, SHAPES_3D, erode_polygon, platonic, polygon_area, polygon_normals,
                            polygon_perimeter, polyhedron_faces, polyhedron_normals, regular_polygon, rotation_2d,
                            rotation_from_angles)
 
@@ -265,14 +265,20 @@ def make_particle(i: int, center, radius: float, shape: str, *, sides: int = 6, 
         R = np.asarray(orientation, float)
         R = R if R.shape == (3, 3) else rotation_from_angles(R)
         rot = tuple(tuple(float(x) for x in row) for row in R)
+    if not (math.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius {radius!r} must be a positive number")
     corners = axes = None
     if shape == "polygon":
-        corners = regular_polygon(sides, radius)
+        if isinstance(sides, bool) or int(sides) != sides or not 3 <= sides <= MAX_SIDES:
+            raise ValueError(f"sides = {sides!r}: a polygon has a whole number of sides from 3 to {MAX_SIDES}")
+        corners = regular_polygon(int(sides), radius)
     elif shape == "polyhedron":
         corners = radius * platonic(polyhedron)
     elif shape in ("ellipse", "ellipsoid"):
         if len(aspect) != dim - 1:
             raise ValueError(f"a {shape} needs {dim - 1} aspect ratio(s), got {list(aspect)}")
+        if not all(math.isfinite(a) and 0 < a <= 1 for a in aspect):
+            raise ValueError(f"aspect ratios {list(aspect)} must lie in (0, 1]")
         axes = (float(radius),) + tuple(float(radius * a) for a in aspect)
     if corners is not None:
         corners = tuple(tuple(float(x) for x in c) for c in corners)

@@ -29,6 +29,8 @@ microstructure exactly.
 from __future__ import annotations
 
 import csv
+import functools
+import io
 import json
 from pathlib import Path
 
@@ -50,25 +52,65 @@ def _number(row: dict, key: str, where: str, default=None) -> float:
         if default is None:
             raise MicrostructureFileError(f"{where}: column {key!r} is missing")
         return default
+    if isinstance(v, bool):
+        raise MicrostructureFileError(f"{where}: {key} = {v!r} is not a number")
     try:
         x = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MicrostructureFileError(f"{where}: {key} = {v!r} is not a number") from None
     if not np.isfinite(x):
         raise MicrostructureFileError(f"{where}: {key} = {v!r} is not finite")
     return x
 
 
-def read_particles(path: str | Path, dim: int, defaults: dict, scale: float = 1.0) -> list[Particle]:
+#: largest particle list read (bytes); a list of 999000 particles in CSV is about 60 MB
+MAX_PARTICLE_FILE_BYTES = 64 * 1024 * 1024
+#: largest Gmsh mesh file read (bytes)
+MAX_MESH_FILE_BYTES = 1024 ** 3
+
+
+def _file_text(path: Path, what: str, max_bytes: int) -> str:
+    """UTF-8 text of a regular file of at most ``max_bytes`` (MicrostructureFileError otherwise)."""
+    if not path.is_file():
+        raise MicrostructureFileError(f"{path}: not found (or not a regular file)")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise MicrostructureFileError(f"{path}: {size} bytes is too large for a {what} (at most {max_bytes})")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise MicrostructureFileError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if b"\x00" in raw:
+        raise MicrostructureFileError(f"{path}: a binary file (NUL bytes), expected a {what} in text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise MicrostructureFileError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})") from None
+
+
+def _finite_record(p: Particle) -> bool:
+    values = [*p.center, p.radius, p.angle, p.corner_radius, p.coating]
+    for part in (p.corners, p.axes, p.rotation):
+        if part is not None:
+            values += [x for row in part for x in (row if isinstance(row, tuple) else (row,))]
+    return all(np.isfinite(values))
+
+
+def read_particles(path: str | Path, dim: int, defaults: dict, scale: float = 1.0,
+                   max_particles: int | None = None, radius_bounds: tuple[float, float] | None = None) -> list[Particle]:
     """Particles of a CSV/JSON file, lengths converted to metres and multiplied by ``scale``.
 
     ``defaults``: shape, sides, aspect, polyhedron, corner_radius and coating of the case
-    (lengths already in the units of the result)."""
+    (lengths already in the units of the result). A file with more than ``max_particles``
+    particles is refused before any particle is made; ``radius_bounds``: smallest and
+    largest radius in metres."""
     path = Path(path)
     units = "m"
+    text = _file_text(path, "particle list", MAX_PARTICLE_FILE_BYTES)
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(path.read_text())
+            data = json.loads(text)
             if isinstance(data, dict) and "packing" in data:  # an ssbfrac mesh.json
                 units = data.get("units", "um")
                 data = data["packing"]
@@ -79,25 +121,43 @@ def read_particles(path: str | Path, dim: int, defaults: dict, scale: float = 1.
                 raise MicrostructureFileError(f"{path}: expected a list of particles or {{'particles': [...]}}")
             rows = data
         else:
-            with open(path, newline="") as fh:
-                rows = list(csv.DictReader(fh))
-    except (OSError, json.JSONDecodeError, csv.Error) as exc:
-        raise MicrostructureFileError(f"{path}: cannot read the particle list ({exc})") from None
-    if units not in UNIT_FACTORS:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except (json.JSONDecodeError, csv.Error, RecursionError) as exc:
+        what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise MicrostructureFileError(f"{path}: cannot read the particle list ({what})") from None
+    if not isinstance(units, str) or units not in UNIT_FACTORS:
         raise MicrostructureFileError(f"{path}: units = {units!r}; allowed: {', '.join(UNIT_FACTORS)}")
     if not rows:
         raise MicrostructureFileError(f"{path}: the particle list is empty")
+    cap = min(max_particles or tags.MAX_PARTICLES, tags.MAX_PARTICLES)
+    if len(rows) > cap:
+        which = "limits.max_particles" if max_particles is not None and max_particles < tags.MAX_PARTICLES else \
+            "the most a mesh can tag"
+        raise MicrostructureFileError(f"{path}: {len(rows)} particles, more than {cap} ({which})")
     f = UNIT_FACTORS[units] * scale
     out = []
     for i, row in enumerate(rows):
         where = f"{path}: particle {i} (row {i + 2})" if path.suffix.lower() == ".csv" else f"{path}: particle {i}"
         if not isinstance(row, dict):
             raise MicrostructureFileError(f"{where}: expected a mapping of columns")
+        if None in row:  # csv: more values than header columns
+            raise MicrostructureFileError(f"{where}: more values than columns in the header")
         if "center" in row:  # a full record (mesh.json style)
             try:
                 p = Particle.from_dict({**row, "id": i})
-            except (KeyError, TypeError, ValueError) as exc:
+                ok = _finite_record(p)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
                 raise MicrostructureFileError(f"{where}: malformed particle record ({exc})") from None
+            if not ok:
+                raise MicrostructureFileError(f"{where}: a value is not a finite number")
+            if p.shape == "polygon" and (p.corners is None or len(p.corners) < 3 or p.sides < 3):
+                raise MicrostructureFileError(f"{where}: a polygon needs at least 3 corners (sides = {p.sides})")
+            if p.shape == "polyhedron" and (p.corners is None or len(p.corners) < 4):
+                raise MicrostructureFileError(f"{where}: a polyhedron needs at least 4 corners")
+            if len(p.center) != dim:
+                raise MicrostructureFileError(f"{where}: a {len(p.center)}D particle in a {dim}D case")
+            if not p.radius > 0:
+                raise MicrostructureFileError(f"{where}: radius = {p.radius!r} must be positive")
             p = p.in_units(f)
         else:
             center = [_number(row, k, where) * f for k in "xyz"[:dim]]
@@ -112,20 +172,27 @@ def read_particles(path: str | Path, dim: int, defaults: dict, scale: float = 1.
                 aspect = (_number(row, "aspect_b", where),) + ((_number(row, "aspect_c", where),) if dim == 3 else ())
             orientation = (_number(row, "angle", where, 0.0) if dim == 2
                            else [_number(row, k, where, 0.0) for k in ("ax", "ay", "az")])
+            sides = _number(row, "sides", where, defaults["sides"])
+            if shape == "polygon" and (sides != int(sides) or sides < 3):
+                raise MicrostructureFileError(f"{where}: sides = {row.get('sides')!r}: a polygon has a whole number "
+                                              "of sides, at least 3")
             try:
-                p = make_particle(i, center, radius, shape, sides=int(_number(row, "sides", where, defaults["sides"])),
+                p = make_particle(i, center, radius, shape, sides=int(sides),
                                   orientation=orientation, aspect=aspect,
                                   polyhedron=row.get("polyhedron") or defaults["polyhedron"],
                                   corner_radius=defaults.get("corner_radius", 0.0),
                                   coating=defaults.get("coating", 0.0),
                                   material=row.get("material") or "active")
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise MicrostructureFileError(f"{where}: {exc}") from None
         if p.dim != dim:
             raise MicrostructureFileError(f"{where}: a {p.dim}D particle in a {dim}D case")
+        if radius_bounds is not None:
+            r_m = p.radius / scale
+            if not radius_bounds[0] <= r_m <= radius_bounds[1]:
+                raise MicrostructureFileError(f"{where}: radius {r_m:g} m is outside [{radius_bounds[0]:g}, "
+                                              f"{radius_bounds[1]:g}] m")
         out.append(p)
-    if len(out) > tags.MAX_PARTICLES:
-        raise MicrostructureFileError(f"{path}: more than {tags.MAX_PARTICLES} particles")
     return out
 
 
@@ -136,13 +203,45 @@ CELL_TYPES = {2: ("triangle", "triangle6", "quad", "quad9"), 3: ("tetra", "tetra
 def msh_summary(path: str | Path) -> dict:
     """Dimension, physical groups and phases of a Gmsh mesh file, checked against the
     ssbfrac convention (meshes/tags.py): every cell must carry a known cell tag."""
+    path = Path(path)
+    if not path.is_file():
+        raise MicrostructureFileError(f"{path}: not found (or not a regular file)")
+    stat = path.stat()
+    if stat.st_size > MAX_MESH_FILE_BYTES:
+        raise MicrostructureFileError(f"{path}: {stat.st_size} bytes is too large for a mesh file "
+                                      f"(at most {MAX_MESH_FILE_BYTES})")
+    return dict(_msh_summary(str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _msh_summary(path: str, size: int, mtime: int) -> dict:
     import meshio
 
     path = Path(path)
+    with path.open("rb") as fh:
+        head = fh.read(64)
+        fh.seek(max(0, size - 256))
+        tail = fh.read()
+    if not head.lstrip().startswith(b"$MeshFormat"):
+        raise MicrostructureFileError(f"{path}: not a Gmsh mesh file (it does not start with $MeshFormat)")
+    last = tail.rstrip().rsplit(b"\n", 1)[-1].strip()
+    if not last.startswith(b"$End"):
+        raise MicrostructureFileError(f"{path}: truncated (the last section is not closed by an $End... line)")
     try:
-        mesh = meshio.read(path)
+        mesh = meshio.read(path, file_format="gmsh")
     except Exception as exc:  # meshio raises many kinds
         raise MicrostructureFileError(f"{path}: cannot read the mesh ({type(exc).__name__}: {exc})") from None
+    try:
+        return _analyse_mesh(mesh, path)
+    except MicrostructureFileError:
+        raise
+    except Exception as exc:  # a mesh meshio reads but that is malformed
+        raise MicrostructureFileError(f"{path}: malformed mesh ({type(exc).__name__}: {exc})") from None
+
+
+def _analyse_mesh(mesh, path: Path) -> dict:
+    if len(mesh.points) == 0 or not np.all(np.isfinite(mesh.points)):
+        raise MicrostructureFileError(f"{path}: the mesh has no nodes, or coordinates that are not finite")
     dim = 3 if any(b.type in CELL_TYPES[3] for b in mesh.cells) else 2
     phys = mesh.cell_data.get("gmsh:physical")
     if phys is None:
@@ -165,7 +264,9 @@ def msh_summary(path: str | Path) -> dict:
     if 0 in cell_tags:
         raise MicrostructureFileError(f"{path}: some cells are in no physical group")
     pts = mesh.points[:, :dim]
-    return {"dimension": dim, "cell_tags": sorted(cell_tags), "facet_tags": sorted(facet_tags),
+    cells = sum(len(b.data) for b in mesh.cells if b.type in CELL_TYPES[dim])
+    return {"dimension": dim, "cells": int(cells), "nodes": int(len(mesh.points)),
+            "cell_tags": sorted(cell_tags), "facet_tags": sorted(facet_tags),
             "phases": sorted(phases), "box": [pts.min(axis=0).tolist(), pts.max(axis=0).tolist()],
             "names": {name: [int(v[0]), int(v[1])] for name, v in mesh.field_data.items()}}
 

@@ -61,6 +61,10 @@ def rotate_small(R: np.ndarray, omega: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- polytopes
+#: most corners of a polygon particle (the case schema allows the same)
+MAX_SIDES = 24
+
+
 def regular_polygon(sides: int, radius: float = 1.0) -> np.ndarray:
     """Corners (counter-clockwise) of a regular polygon with a corner on the +x axis."""
     t = 2 * np.pi * np.arange(sides) / sides

@@ -26,6 +26,8 @@ def _add_case_args(p: argparse.ArgumentParser) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
         help="override a case field, e.g. --set materials.electrolyte.E=150e9 (repeatable; the value is YAML)",
     )
+    p.add_argument("--allow-large", action="store_true",
+                   help="run a case larger than its limits (particles, cells, DOFs, memory; see 'ssbfrac check')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     import solver  # noqa: F401  (DOLFINx wheel import order)
     from mpi4py import MPI
 
+    from solver.config.streams import BrokenPipe, quiet_broken_pipe
+
+    quiet_broken_pipe()
+
     from solver.runs.checkpoint import EXIT_CHECKPOINTED
     from solver.config import CaseError
     from solver.runs.runner import RunCheckpointed, RunError
@@ -132,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipe.errors:
+        return BrokenPipe.exit()
     except Exception as exc:
         from solver.numerics.stepping import StepFailure
 
@@ -153,12 +161,14 @@ def _dispatch(args, comm) -> int:
             print(schema_reference())
         return 0
     if args.command == "check":
+        from solver.config.estimate import report
         from solver.runs.runner import prepare_case
 
-        case, _, packing = prepare_case(args.case, args.overrides, comm)
+        case, _, packing = prepare_case(args.case, args.overrides, comm, args.allow_large)
         if comm.rank == 0:
             print(f"{args.case}: valid case '{case.name}'; {len(packing.particles)} particles, "
                   f"fraction {packing.fraction:.4f} (radius x {packing.radius_scale:.4f})")
+            print(report(case, args.allow_large))
         return 0
     if args.command == "mesh":
         from meshes.preview import write_preview
@@ -174,7 +184,7 @@ def _dispatch(args, comm) -> int:
                 check_formats(args.convert)
             except MicrostructureFileError as exc:
                 raise CaseError(f"--convert: {exc}") from None
-        case, internal, packing = prepare_case(args.case, args.overrides, comm)
+        case, internal, packing = prepare_case(args.case, args.overrides, comm, args.allow_large)
         out = args.out or Path("results") / f"{case.name}-mesh"
         err = None
         if comm.rank == 0:
@@ -200,7 +210,8 @@ def _dispatch(args, comm) -> int:
     if args.command == "run":
         from solver.runs.runner import run_case
 
-        run_case(args.case, args.out, args.overrides, args.overwrite, args.progress, comm, restart=args.restart)
+        run_case(args.case, args.out, args.overrides, args.overwrite, args.progress, comm, restart=args.restart,
+                 allow_large=args.allow_large)
         return 0
     for name, module, _ in PLUGINS:
         if args.command == name:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from solver.config.base import NAME_PATTERN, SIDES_2D, SIDES_3D, Schema
+from solver.config.base import NAME_PATTERN, SIDES_2D, SIDES_3D, NotBool, Schema
 from solver.config.fracture import Fracture
 from solver.config.geometry import Geometry, phases_in_files
+from solver.config.limits import Limits
 from solver.config.loading import Loading, PrescribedLithiation
 from solver.config.materials import Materials
 from solver.config.mechanics import Mechanics
@@ -20,14 +21,15 @@ class Case(Schema):
     name: str = Field(..., pattern=NAME_PATTERN,
                       description="case name, the default run directory name: 1 to 100 letters, digits, '_', '.', "
                                   "'+', '-', starting with a letter or digit")
-    description: str = Field("", description="free text")
-    dimension: Literal[2, 3] = Field(2, description="2 (plane strain) or 3")
+    description: str = Field("", max_length=100_000, description="free text")
+    dimension: Annotated[Literal[2, 3], NotBool] = Field(2, description="2 (plane strain) or 3")
     geometry: Geometry = Geometry()
     materials: Materials
     mechanics: Mechanics = Mechanics()
     loading: Loading = PrescribedLithiation()
     fracture: Fracture = Fracture()
     output: Output = Output()
+    limits: Limits = Field(default_factory=Limits, description="largest problem a run may be (README: Case files)")
 
     @classmethod
     def from_yaml(cls, path, overrides: list[str] | None = None) -> "Case":

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from solver.config.base import Schema, check_table, quantity
+from solver.config.base import PetscOptions, Schema, check_table, quantity
+
+#: bounds of the physical quantities of the electrochemistry (SI units)
+DIFFUSIVITY = {"ge": 1e-25, "le": 1e-5}        # m^2/s: the slowest solids to liquids
+CURRENT = {"ge": 1e-8, "le": 1e6}              # A/m^2: exchange current densities
+CURRENT_DENSITY = {"ge": 1e-6, "le": 1e5}      # A/m^2: cell current per collector-side area
+C_RATE = {"ge": 1e-4, "le": 1e3}               # 1/h
+VOLTAGE = {"ge": 0.0, "le": 10.0}              # V against lithium metal
+CONDUCTIVITY = {"ge": 1e-12, "le": 1e8}        # S/m
+TIME = {"ge": 1e-6, "le": 1e10}                # s
+MAX_TABLE = 10_000
 
 class DiffusivityTable(Schema):
     """Lithium diffusivity of an active material against the lithium fraction (linear in
     between, constant beyond the ends)."""
 
-    x: list[float] = Field(..., min_length=2, description="lithium fractions, strictly increasing, in [0, 1] [-]")
-    D: list[float] = quantity(..., unit="m^2/s", description="diffusivity at each x", min_length=2)
+    x: list[float] = Field(..., min_length=2, max_length=MAX_TABLE,
+                           description="lithium fractions, strictly increasing, in [0, 1] [-]")
+    D: list[Annotated[float, Field(**DIFFUSIVITY)]] = quantity(..., unit="m^2/s", description="diffusivity at each x",
+                                                              min_length=2, max_length=MAX_TABLE)
 
     @model_validator(mode="after")
     def _table(self):
@@ -27,9 +39,11 @@ class OCVTable(Schema):
     """A tabulated open-circuit voltage U(x) against Li/Li+ (linear in between, constant
     beyond the ends)."""
 
-    x: list[float] = Field(..., min_length=2, description="lithium fractions, strictly increasing, in [0, 1] [-]")
-    U: list[float] = quantity(..., unit="V", description="open-circuit voltage at each x", min_length=2)
-    source: str = Field("", description="citation of the data")
+    x: list[float] = Field(..., min_length=2, max_length=MAX_TABLE,
+                           description="lithium fractions, strictly increasing, in [0, 1] [-]")
+    U: list[Annotated[float, Field(**VOLTAGE)]] = quantity(..., unit="V", description="open-circuit voltage at each x",
+                                                          min_length=2, max_length=MAX_TABLE)
+    source: str = Field("", max_length=100_000, description="citation of the data")
 
     @model_validator(mode="after")
     def _table(self):
@@ -42,8 +56,8 @@ class Kinetics(Schema):
     i = i0 [exp(alpha F eta / RT) - exp(-(1 - alpha) F eta / RT)]. Give k0 (the default)
     or a constant i0."""
 
-    k0: float = quantity(1.0, unit="A/m^2", description="rate constant: i0 = k0 sqrt(x (1 - x))", gt=0)
-    i0: float | None = quantity(None, unit="A/m^2", description="constant exchange current density (replaces k0)", gt=0)
+    k0: float = quantity(1.0, unit="A/m^2", description="rate constant: i0 = k0 sqrt(x (1 - x))", **CURRENT)
+    i0: float | None = quantity(None, unit="A/m^2", description="constant exchange current density (replaces k0)", **CURRENT)
     alpha: float = Field(0.5, gt=0, lt=1, description="anodic charge-transfer coefficient [-]")
 
     @model_validator(mode="after")
@@ -56,11 +70,11 @@ class Kinetics(Schema):
 class ActiveTransport(Schema):
     """Lithium storage, transport and interface kinetics of an active material."""
 
-    c_max: float = quantity(..., unit="mol/m^3", description="lithium concentration at x = 1", gt=0)
-    diffusivity: float | None = quantity(None, unit="m^2/s", description="constant lithium diffusivity", gt=0)
+    c_max: float = quantity(..., unit="mol/m^3", description="lithium concentration at x = 1", ge=1.0, le=1e6)
+    diffusivity: float | None = quantity(None, unit="m^2/s", description="constant lithium diffusivity", **DIFFUSIVITY)
     diffusivity_table: DiffusivityTable | None = Field(None, description="diffusivity against x (instead of diffusivity)")
     ocv: str | None = Field(
-        None, description="open-circuit voltage curve of solver/physics/electrochemistry/ocv.py: lco_doyle1995 or nmc811_chen2020"
+        None, max_length=100, description="open-circuit voltage curve of solver/physics/electrochemistry/ocv.py: lco_doyle1995 or nmc811_chen2020"
     )
     ocv_table: OCVTable | None = Field(None, description="tabulated open-circuit voltage (instead of ocv)")
     kinetics: Kinetics = Field(default_factory=Kinetics, description="Butler-Volmer kinetics at the interface")
@@ -86,11 +100,11 @@ class ActiveTransport(Schema):
 class IonicConductor(Schema):
     """A single-ion conductor (transference number 1)."""
 
-    kappa: float = quantity(..., unit="S/m", description="ionic conductivity", gt=0)
+    kappa: float = quantity(..., unit="S/m", description="ionic conductivity", **CONDUCTIVITY)
     use: str | None = Field(
-        None, description="a named material set (ssbfrac materials) whose values fill the fields not given here"
+        None, max_length=100, description="a named material set (ssbfrac materials) whose values fill the fields not given here"
     )
-    source: str = Field("", description="citation of the value")
+    source: str = Field("", max_length=10000, description="citation of the value")
 
 
 class DamageFeedback(Schema):
@@ -109,7 +123,7 @@ class AnodeSpec(Schema):
     kinetics: Literal["fast", "butler_volmer"] = Field(
         "fast", description="fast: phi_e = 0 on the x = 0 side; butler_volmer: Li/Li+ kinetics there with i0"
     )
-    i0: float = quantity(10.0, unit="A/m^2", description="exchange current density of Li/Li+ (butler_volmer)", gt=0)
+    i0: float = quantity(10.0, unit="A/m^2", description="exchange current density of Li/Li+ (butler_volmer)", **CURRENT)
     alpha: float = Field(0.5, gt=0, lt=1, description="anodic charge-transfer coefficient of Li/Li+ [-]")
 
 
@@ -126,10 +140,10 @@ class ElectronicSpec(Schema):
     contact_resistance: float = quantity(
         0.0, unit="Ohm*m^2",
         description="per_particle: area-specific resistance between a particle and the collector (R = r / particle surface)",
-        ge=0,
+        ge=0, le=1e3,
     )
-    isolated: list[int] = Field(
-        default_factory=list, description="per_particle: indices of electronically disconnected particles (no net current)"
+    isolated: list[Annotated[int, Field(ge=0, le=999_000)]] = Field(
+        default_factory=list, max_length=MAX_TABLE, description="per_particle: indices of electronically disconnected particles (no net current)"
     )
     conductivity: float | None = quantity(
         None, unit="S/m",
@@ -137,7 +151,7 @@ class ElectronicSpec(Schema):
             "per_particle: effective electronic conductivity of the composite's conducting network (carbon, "
             "particle contacts) between the collector side and the particles; none: no network resistance"
         ),
-        gt=0,
+        **CONDUCTIVITY,
     )
 
     @model_validator(mode="after")
@@ -156,16 +170,17 @@ class CyclingStep(Schema):
     duration."""
 
     mode: Literal["discharge", "charge", "rest", "hold"] = Field(..., description="discharge, charge, rest or hold")
-    c_rate: float | None = Field(None, gt=0, description="current as a C-rate (default: loading.c_rate) [1/h]")
+    c_rate: float | None = Field(None, **C_RATE, description="current as a C-rate (default: loading.c_rate) [1/h]")
     current_density: float | None = quantity(
-        None, unit="A/m^2", description="current per collector-side area (instead of c_rate)", gt=0
+        None, unit="A/m^2", description="current per collector-side area (instead of c_rate)", **CURRENT_DENSITY
     )
     cutoff: float | None = quantity(
-        None, unit="V", description="cut-off voltage (default: v_min on discharge, v_max on charge)"
+        None, unit="V", description="cut-off voltage (default: v_min on discharge, v_max on charge)", **VOLTAGE
     )
-    voltage: float | None = quantity(None, unit="V", description="hold: the held cell voltage")
-    until_c_rate: float | None = Field(None, gt=0, description="hold: end when |current| falls below this C-rate [1/h]")
-    duration: float | None = quantity(None, unit="s", description="end after this time", gt=0)
+    voltage: float | None = quantity(None, unit="V", description="hold: the held cell voltage", **VOLTAGE)
+    until_c_rate: float | None = Field(None, ge=1e-8, le=1e3,
+                                       description="hold: end when |current| falls below this C-rate [1/h]")
+    duration: float | None = quantity(None, unit="s", description="end after this time", **TIME)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -194,14 +209,15 @@ class GalvanostaticLoading(Schema):
     (docs/electrochemistry.md)."""
 
     type: Literal["galvanostatic"] = "galvanostatic"
-    c_rate: float = Field(1.0, gt=0, description="current of the segments that give none, as a C-rate [1/h]")
+    c_rate: float = Field(1.0, **C_RATE, description="current of the segments that give none, as a C-rate [1/h]")
     current_density: float | None = quantity(
-        None, unit="A/m^2", description="current per collector-side area of the segments that give none (instead of c_rate)", gt=0
+        None, unit="A/m^2", description="current per collector-side area of the segments that give none (instead of c_rate)",
+        **CURRENT_DENSITY,
     )
-    v_min: float = quantity(3.0, unit="V", description="discharge cut-off voltage (default of discharge segments)")
-    v_max: float = quantity(4.3, unit="V", description="charge cut-off voltage (default of charge segments)")
+    v_min: float = quantity(3.0, unit="V", description="discharge cut-off voltage (default of discharge segments)", **VOLTAGE)
+    v_max: float = quantity(4.3, unit="V", description="charge cut-off voltage (default of charge segments)", **VOLTAGE)
     protocol: list[CyclingStep] = Field(
-        default_factory=lambda: [CyclingStep(mode="discharge")], min_length=1,
+        default_factory=lambda: [CyclingStep(mode="discharge")], min_length=1, max_length=1000,
         description="segments of one cycle, in order",
     )
     cycles: int = Field(1, ge=1, le=100000, description="how many times the protocol is run")
@@ -210,10 +226,11 @@ class GalvanostaticLoading(Schema):
     )
     initial_lithiation: float = Field(0.3, gt=0, lt=1, description="uniform lithium fraction at the start [-]")
     x_ref: float | None = Field(None, ge=0, le=1, description="stress-free lithium fraction [-] (default: initial_lithiation)")
-    temperature: float = quantity(298.15, unit="K", description="temperature", gt=0)
-    time_step: float = quantity(10.0, unit="s", description="initial time step", gt=0)
-    min_time_step: float = quantity(1e-3, unit="s", description="smallest time step", gt=0)
-    max_time_step: float | None = quantity(None, unit="s", description="largest time step (default 10 time_step)", gt=0)
+    temperature: float = quantity(298.15, unit="K", description="temperature, 100 K to 1000 K", ge=100.0, le=1000.0)
+    time_step: float = quantity(10.0, unit="s", description="initial time step", ge=1e-6, le=1e8)
+    min_time_step: float = quantity(1e-3, unit="s", description="smallest time step", ge=1e-9, le=1e8)
+    max_time_step: float | None = quantity(None, unit="s", description="largest time step (default 10 time_step)",
+                                           ge=1e-6, le=1e9)
     active: ActiveTransport = Field(..., description="transport and kinetics of materials.active")
     active_b: ActiveTransport | None = Field(None, description="transport and kinetics of materials.active_b")
     electrolyte: IonicConductor = Field(..., description="ionic conductivity of the electrolyte")
@@ -226,7 +243,7 @@ class GalvanostaticLoading(Schema):
     stress_assisted: bool = Field(
         False, description="add the flux up the hydrostatic-stress gradient, D x (1 - x) Omega / (R T) grad sigma_h"
     )
-    petsc_options: dict[str, Union[str, int, float, bool, None]] = Field(
+    petsc_options: PetscOptions = Field(
         default_factory=dict, description="PETSc options of the (x, phi_e) Newton solve (merged with the defaults)"
     )
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import Field
 
-from solver.config.base import Schema, quantity
+from solver.config.base import PetscOptions, Schema, quantity
 
 
 class SchemeSpec(Schema):
@@ -20,7 +20,7 @@ class SchemeSpec(Schema):
             "Anderson acceleration of the damage iterates"
         ),
     )
-    tolerance: float = Field(1e-4, gt=0, lt=1, description="convergence: max |d_k - d_(k-1)| over the mesh [-]")
+    tolerance: float = Field(1e-4, ge=1e-12, lt=1, description="convergence: max |d_k - d_(k-1)| over the mesh [-]")
     max_iterations: int = Field(
         2000, ge=1, le=100000,
         description="iteration cap per load step (the step is cut when hit); an unstable crack advances about a "
@@ -28,9 +28,9 @@ class SchemeSpec(Schema):
     )
     relaxation: float = Field(1.8, ge=1, lt=2, description="accelerated: over-relaxation factor omega of the damage update")
     switch_tolerance: float = Field(
-        1e-2, gt=0, lt=1, description="accelerated: switch to Newton once max |d_k - d_(k-1)| is below this [-]"
+        1e-2, ge=1e-12, lt=1, description="accelerated: switch to Newton once max |d_k - d_(k-1)| is below this [-]"
     )
-    newton_petsc_options: dict[str, Union[str, int, float, bool, None]] = Field(
+    newton_petsc_options: PetscOptions = Field(
         default_factory=dict, description="accelerated: PETSc options of the monolithic Newton solve"
     )
     depth: int = Field(5, ge=1, le=50, description="anderson: number of previous iterates used")
@@ -44,22 +44,23 @@ class AdaptiveSpec(Schema):
 
     enabled: bool = Field(True, description="adapt the load step")
     max_crack_growth: float | None = quantity(
-        None, unit="m", description="largest regularised crack-length growth in one step (default: 20 ell)", gt=0
+        None, unit="m", description="largest regularised crack-length growth in one step (default: 20 ell)",
+        ge=1e-9, le=1.0,
     )
     min_step_fraction: float = Field(
-        1.0 / 64.0, gt=0, le=1, description="smallest step, as a fraction of the initial step"
+        1.0 / 64.0, ge=1e-9, le=1, description="smallest step, as a fraction of the initial step"
     )
     max_step_fraction: float = Field(1.0, gt=0, le=16, description="largest step, as a fraction of the initial step")
-    cut_factor: float = Field(0.5, gt=0, lt=1, description="step factor after a rejected step")
+    cut_factor: float = Field(0.5, ge=0.01, lt=1, description="step factor after a rejected step")
     growth_factor: float = Field(1.5, ge=1, le=4, description="step factor after an easy step")
-    easy_iterations: int = Field(8, ge=1, description="a step that converged in at most this many iterations is easy")
+    easy_iterations: int = Field(8, ge=1, le=100_000, description="a step that converged in at most this many iterations is easy")
 
 
 class InterfaceBand(Schema):
     """A weaker band of electrolyte along the particle surfaces (debonding)."""
 
-    width: float = quantity(..., unit="m", description="band width measured from the particle surface", gt=0)
-    Gc: float = quantity(..., unit="J/m^2", description="toughness inside the band", gt=0)
+    width: float = quantity(..., unit="m", description="band width measured from the particle surface", ge=1e-9, le=1e-3)
+    Gc: float = quantity(..., unit="J/m^2", description="toughness inside the band", ge=1e-4, le=1e6)
 
 
 class Fracture(Schema):
@@ -79,13 +80,13 @@ class Fracture(Schema):
         "bounds", description="bounds: d >= d_previous (SNES vinewtonrsls); history: Miehe history field"
     )
     phases: list[Literal["electrolyte", "separator", "collector_layer", "coating", "active", "active_b"]] = Field(
-        ["electrolyte"], min_length=1,
+        ["electrolyte"], min_length=1, max_length=6,
         description="phases where damage is allowed (each needs materials.<phase>.fracture; separator and "
         "collector_layer fall back to the electrolyte's)",
     )
     interface: InterfaceBand | None = Field(None, description="optional weaker band along the AM/SE interfaces")
     scheme: SchemeSpec = SchemeSpec()
     adaptive: AdaptiveSpec = AdaptiveSpec()
-    petsc_options: dict[str, Union[str, int, float, bool, None]] = Field(
+    petsc_options: PetscOptions = Field(
         default_factory=dict, description="PETSc options of the damage solve (merged with the defaults)"
     )

@@ -14,11 +14,12 @@ class PrescribedLithiation(Schema):
 
     type: Literal["prescribed"] = "prescribed"
     path: list[float] = Field(
-        [0.0, 1.0], min_length=2, description="lithium fraction x at the start and at each turning point, 0..1 [-]"
+        [0.0, 1.0], min_length=2, max_length=10_000, description="lithium fraction x at the start and at each turning point, 0..1 [-]"
     )
     steps: int = Field(40, ge=1, le=100000, description="load steps per segment of the path (initial size)")
     x_ref: float | None = Field(None, ge=0, le=1, description="stress-free lithium fraction [-] (default: path[0])")
-    duration: float = quantity(3600.0, unit="s", description="time per segment (for the time column only)", gt=0)
+    duration: float = quantity(3600.0, unit="s", description="time per segment (for the time column only)",
+                               ge=1e-6, le=1e10)
 
     @field_validator("path")
     @classmethod

@@ -5,20 +5,30 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from typing import Annotated
+
 from pydantic import Field, field_validator, model_validator
 
 from solver.config.base import Schema, check_table, quantity
+
+#: Young's moduli (Pa): 1 kPa (a soft gel) to 10 TPa (ten times diamond)
+MODULUS_MIN, MODULUS_MAX = 1e3, 1e13
+#: longest table (points)
+MAX_TABLE = 10_000
 
 class FailureSpec(Schema):
     """Fracture properties of a phase. Give any two of: a toughness (Gc or K_Ic), the
     regularisation length ell, the tensile strength, or the critical strain; the rest
     follows from the homogeneous phase-field solution (see docs/model.md)."""
 
-    Gc: float | None = quantity(None, unit="J/m^2", description="fracture toughness (critical energy release rate)", gt=0)
-    K_Ic: float | None = quantity(None, unit="Pa*m^0.5", description="mode-I fracture toughness (Gc = K_Ic^2 (1-nu^2)/E)", gt=0)
-    ell: float | None = quantity(None, unit="m", description="phase-field regularisation length", gt=0)
-    strength: float | None = quantity(None, unit="Pa", description="tensile strength (homogeneous nucleation stress)", gt=0)
-    critical_strain: float | None = Field(None, gt=0, lt=1, description="tensile strain at nucleation, strength/E [-]")
+    Gc: float | None = quantity(None, unit="J/m^2", description="fracture toughness (critical energy release rate)",
+                                ge=1e-4, le=1e6)
+    K_Ic: float | None = quantity(None, unit="Pa*m^0.5", description="mode-I fracture toughness (Gc = K_Ic^2 (1-nu^2)/E)",
+                                  ge=1e3, le=1e9)
+    ell: float | None = quantity(None, unit="m", description="phase-field regularisation length", ge=1e-9, le=1e-3)
+    strength: float | None = quantity(None, unit="Pa", description="tensile strength (homogeneous nucleation stress)",
+                                      ge=1e3, le=1e11)
+    critical_strain: float | None = Field(None, ge=1e-6, lt=1, description="tensile strain at nucleation, strength/E [-]")
 
     @model_validator(mode="after")
     def _two_of_them(self):
@@ -41,13 +51,13 @@ class FailureSpec(Schema):
 class Material(Schema):
     """Isotropic linear-elastic phase."""
 
-    name: str = Field("", description="material name, for the record")
+    name: str = Field("", max_length=1000, description="material name, for the record")
     use: str | None = Field(
-        None, description="a named material set (ssbfrac materials) whose values fill the fields not given here"
+        None, max_length=100, description="a named material set (ssbfrac materials) whose values fill the fields not given here"
     )
-    E: float = quantity(..., unit="Pa", description="Young's modulus", gt=0, lt=1e13)
+    E: float = quantity(..., unit="Pa", description="Young's modulus", ge=MODULUS_MIN, le=MODULUS_MAX)
     nu: float = Field(..., gt=-1.0, lt=0.5, description="Poisson's ratio, -1 < nu < 0.5 [-]")
-    source: str = Field("", description="citation of the values")
+    source: str = Field("", max_length=100_000, description="citation of the values")
     fracture: FailureSpec | None = Field(None, description="failure properties (needed where damage is allowed)")
 
 
@@ -58,11 +68,13 @@ class ExpansionTable(Schema):
     differences enter the model, strain(x) - strain(x_ref), so the table may start from any
     value."""
 
-    x: list[float] = Field(..., min_length=2, description="lithium fractions, strictly increasing, in [0, 1] [-]")
-    strain: list[float] = Field(
-        ..., min_length=2, description="volumetric strain at each x (e.g. 0.05 for 5 %), relative to any state [-]"
+    x: list[float] = Field(..., min_length=2, max_length=MAX_TABLE,
+                           description="lithium fractions, strictly increasing, in [0, 1] [-]")
+    strain: list[Annotated[float, Field(ge=-3.0, le=3.0)]] = Field(
+        ..., min_length=2, max_length=MAX_TABLE,
+        description="volumetric strain at each x (e.g. 0.05 for 5 %), relative to any state [-]"
     )
-    source: str = Field("", description="citation of the data")
+    source: str = Field("", max_length=100_000, description="citation of the data")
 
     @model_validator(mode="after")
     def _table(self):
@@ -117,11 +129,18 @@ class ActiveMaterial(Material):
             return a
         if any(not math.isfinite(v) for v in a):
             raise ValueError(f"anisotropy = {a}: values must be finite")
+        if any(abs(v) > 1e3 for v in a):
+            raise ValueError(f"anisotropy = {a}: relative strains are of order 1 (at most 1000 in magnitude)")
         if not sum(a) > 0:
             raise ValueError(
                 f"anisotropy = {a}: the relative strains must have a positive sum (they are divided by it so that "
                 "the trace of the eigenstrain is the volumetric strain; the sign of the volume change is set by "
                 "expansion or expansion_table)"
+            )
+        if max(abs(v) for v in a) > 100 * sum(a):
+            raise ValueError(
+                f"anisotropy = {a}: a principal strain would be more than 100 times the volumetric strain "
+                "(the entries nearly cancel); relative strains with a clearly positive sum are expected"
             )
         return a
 

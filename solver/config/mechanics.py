@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from solver.config.base import SIDES_3D, Schema, quantity
+from solver.config.base import SIDES_3D, PetscOptions, Schema, quantity
 
 class SideBC(Schema):
     """Mechanical condition on one side; a bare word (``roller``) means ``{type: roller}``."""
@@ -14,7 +14,8 @@ class SideBC(Schema):
     type: Literal["free", "roller", "clamped", "pressure"] = Field(
         ..., description="free (traction-free), roller (zero normal displacement), clamped, or pressure"
     )
-    value: float = quantity(0.0, unit="Pa", description="applied pressure (type: pressure), compressive positive", ge=0)
+    value: float = quantity(0.0, unit="Pa", description="applied pressure (type: pressure), compressive positive, "
+                            "at most 10 GPa", ge=0, le=1e10)
 
     @model_validator(mode="before")
     @classmethod
@@ -50,7 +51,7 @@ class Mechanics(Schema):
             "near-nullspace), or auto: direct up to 200k displacement DOFs in 2D and 30k in 3D"
         ),
     )
-    petsc_options: dict[str, Union[str, int, float, bool, None]] = Field(
+    petsc_options: PetscOptions = Field(
         default_factory=dict,
         description="PETSc options of the elasticity solve, applied over those of linear_solver",
     )

@@ -9,7 +9,7 @@ from pydantic import Field
 from solver.config.base import Schema, quantity
 
 class Output(Schema):
-    fields_every: int = Field(1, ge=0, description="write fields every N accepted steps (0: only the last)")
+    fields_every: int = Field(1, ge=0, le=10 ** 9, description="write fields every N accepted steps (0: only the last)")
     progress: Literal["auto", "bar", "lines", "none"] = Field(
         "auto", description="progress display: bar on a terminal, lines in batch jobs (auto)"
     )
@@ -21,10 +21,10 @@ class Output(Schema):
         description="galvanostatic loading: slabs across the thickness of profiles.csv (lithiation and damage against depth)",
     )
     checkpoint_every: int = Field(
-        0, ge=0,
+        0, ge=0, le=10 ** 9,
         description="write checkpoint.h5 every N accepted steps for a later --restart (0: only when the run is asked to stop, by SIGTERM or SIGUSR1)",
     )
     checkpoint_interval: float = quantity(
-        0.0, unit="s", ge=0.0,
+        0.0, unit="s", ge=0.0, le=1e8,
         description="also write checkpoint.h5 once this much wall-clock time has passed since the last one (0: off)",
     )

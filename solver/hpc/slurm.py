@@ -9,7 +9,7 @@ to do (``sbatch --array=0-3,7%4``). Each submission is appended to ``slurm/jobs.
 Time limits: the script exports the job's end time as ``SSBFRAC_DEADLINE``; the run
 measures its steps and stops with a checkpoint (exit status 85, ``EXIT_CHECKPOINTED``)
 at the first step boundary where the time left would not cover 1.5 times its longest
-step so far (solver.runner). It also writes a checkpoint every
+step so far (solver.runs.runner). It also writes a checkpoint every
 ``slurm.checkpoint_fraction`` of the time limit (``output.checkpoint_interval``), so a
 run killed at the limit anyway loses at most that much. As a backstop Slurm signals the
 batch shell ``SIGNAL_LEAD_S`` seconds before the limit (at most a quarter of the limit;
@@ -59,7 +59,7 @@ def array_spec(indices: list[int], max_parallel: int | None = None) -> str:
 
 
 #: seconds before the time limit at which Slurm asks a task to stop (a backstop: the run
-#: itself stops before a step that would not end in time, see solver.runner); an
+#: itself stops before a step that would not end in time, see solver.runs.runner); an
 #: ``extra_sbatch`` ``--signal`` overrides it
 SIGNAL_LEAD_S = 120
 

@@ -366,13 +366,16 @@ def validate_runs(sweep: Sweep) -> dict[str, dict]:
     """Apply each run's overrides to the base case and validate it; every error names the
     run and the field. Returns {run name: resolved case as plain data}."""
     from solver.config import case_to_dict, read_yaml
+    from solver.config.preflight import preflight
 
     base = read_yaml(sweep.base)
     cases, errors = {}, []
     for run in sweep.runs:
         source = f"{sweep.path} (run {run.name})"
         try:
-            cases[run.name] = case_to_dict(validate_case(apply_overrides(base, run.overrides), source))
+            case = validate_case(apply_overrides(base, run.overrides), source)
+            preflight(case, source)  # size limits and PETSc options, as `ssbfrac run` checks them
+            cases[run.name] = case_to_dict(case)
         except CaseError as exc:
             text = str(exc)
             errors.append(text if text.startswith(source) else f"{source}: {text}")

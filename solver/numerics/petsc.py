@@ -30,6 +30,19 @@ DIRECT_PETSC_ELASTICITY: dict[str, Any] = {
 DIRECT_SOLVE_MAX_DOFS = {2: 200_000, 3: 30_000}
 
 
+#: a direct solve (sparse LU by MUMPS), the linear solver of the default option sets below
+LU: dict[str, Any] = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+#: the bound-constrained damage solve (solver.physics.phasefield.DamageProblem)
+DAMAGE_OPTIONS: dict[str, Any] = {"snes_type": "vinewtonrsls", "snes_linesearch_type": "basic", "snes_rtol": 1e-9,
+                                  "snes_atol": 1e-9, "snes_stol": 0.0, "snes_max_it": 50, **LU}
+#: the monolithic Newton method on displacement and damage (solver.numerics.schemes)
+NEWTON_OPTIONS: dict[str, Any] = {"snes_type": "vinewtonrsls", "snes_linesearch_type": "basic", "snes_max_it": 8,
+                                  "snes_rtol": 1e-8, "snes_atol": 1e-9, "snes_stol": 0.0, **LU}
+#: the (x, phi_e) field solve of the electrochemistry (solver.physics.electrochemistry.fields)
+ELECTROCHEMISTRY_OPTIONS: dict[str, Any] = {"snes_type": "newtonls", "snes_linesearch_type": "bt", "snes_rtol": 1e-10,
+                                            "snes_stol": 0.0, "snes_max_it": 30, **LU}
+
+
 def elasticity_options(mechanics, n_dofs: int, gdim: int) -> dict:
     """PETSc options of the elasticity solve: those of ``mechanics.linear_solver`` (auto:
     direct up to :data:`DIRECT_SOLVE_MAX_DOFS` displacement DOFs; a sparse LU beats AMG-CG

@@ -94,7 +94,7 @@ class MonolithicNewton:
                  prefix: str = "ssbfrac_newton_"):
         import dolfinx.fem.petsc as fpetsc
 
-        from solver.numerics.petsc import set_petsc_options
+        from solver.numerics.petsc import NEWTON_OPTIONS, set_petsc_options
 
         V, D = u.function_space, d.function_space
         J = [[ufl.derivative(F_u, u, ufl.TrialFunction(V)), ufl.derivative(F_u, d, ufl.TrialFunction(D))],
@@ -102,17 +102,7 @@ class MonolithicNewton:
         self.problem = fpetsc.NonlinearProblem([F_u, F_d], [u, d], J=J, bcs=bcs, kind="mpi",
                                                petsc_options_prefix=prefix)
         self.snes = self.problem.solver
-        opts = {
-            "snes_type": "vinewtonrsls",
-            "snes_linesearch_type": "basic",
-            "snes_max_it": 8,
-            "snes_rtol": 1e-8,
-            "snes_atol": 1e-9,
-            "snes_stol": 0.0,
-            "ksp_type": "preonly",
-            "pc_type": "lu",
-            "pc_factor_mat_solver_type": "mumps",
-        }
+        opts = dict(NEWTON_OPTIONS)
         opts.update(options)
         set_petsc_options(self.snes, prefix, opts)
         self._f0 = 0.0

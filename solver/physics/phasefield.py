@@ -35,6 +35,7 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from solver.numerics.petsc import DAMAGE_OPTIONS
 from solver.physics import elasticity as el
 
 CW = {"AT1": 8.0 / 3.0, "AT2": 2.0}
@@ -147,17 +148,7 @@ class DamageProblem:
         F = ufl.derivative(energy, d, ufl.TestFunction(D))
         J = ufl.derivative(F, d, ufl.TrialFunction(D))
         bc = fem.dirichletbc(PETSc.ScalarType(0), fixed_dofs, D)
-        opts = {
-            "snes_type": "vinewtonrsls",
-            "snes_linesearch_type": "basic",
-            "snes_rtol": 1e-9,
-            "snes_atol": 1e-9,
-            "snes_stol": 0.0,
-            "snes_max_it": 50,
-            "ksp_type": "preonly",
-            "pc_type": "lu",
-            "pc_factor_mat_solver_type": "mumps",
-        }
+        opts = dict(DAMAGE_OPTIONS)
         opts.update(petsc_options)
         self.problem = NonlinearProblem(F, d, J=J, bcs=[bc], petsc_options_prefix=prefix)
         self.snes = self.problem.solver

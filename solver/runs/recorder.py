@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mpi4py import MPI
 
+from solver.numerics.finite import check_fields, check_row
 from solver.runs.writers import FieldWriter, History, ProfileWriter
 
 #: history columns of the mechanics (and of the damage, with fracture)
@@ -75,11 +76,13 @@ class Recorder:
         self.io_time = 0.0  # s spent writing fields and profiles
 
     def add_row(self, row: dict) -> None:
+        check_row(row)  # no inf or nan in the results
         self.history.add(row)
         self.rows += 1
 
     def write_fields(self, t: float) -> None:
         t0 = time.perf_counter()
+        check_fields(self.writer.functions, self.comm, t, self.accepted)
         self.writer.write(t)
         if self.profile_writer is not None:
             self.profile_writer.add(self.accepted, t, self._profiles(self.output.profile_bins))

@@ -23,10 +23,11 @@ from solver.runs.rundir import (CHECKPOINT_FILE, COMPLETION_MARKER, STOP_MARKER,
                            run_state)
 
 
-def restart_command(out: Path) -> str:
+def restart_command(out: Path, allow_large: bool = False) -> str:
     """The command line that continues the run in ``out`` from its checkpoint, with the
     run's own resolved case (prefix it with ``mpiexec -n N`` or ``srun`` for several ranks)."""
-    return shlex.join(["ssbfrac", "run", str(Path(out) / "case.yaml"), "--out", str(out), "--restart"])
+    words = ["ssbfrac", "run", str(Path(out) / "case.yaml"), "--out", str(out), "--restart"]
+    return shlex.join(words + (["--allow-large"] if allow_large else []))
 
 
 def case_fingerprint(case: Case, mesh_info: dict) -> dict:
@@ -40,7 +41,7 @@ def case_fingerprint(case: Case, mesh_info: dict) -> dict:
 
 def _physical_case(data: dict) -> dict:
     """A case as plain data without the fields that do not change the results."""
-    return {k: v for k, v in data.items() if k not in ("output", "description")}
+    return {k: v for k, v in data.items() if k not in ("output", "description", "limits")}
 
 
 def _differences(a, b, prefix: str = "") -> list[str]:
@@ -86,12 +87,13 @@ def check_restart(out: Path, case: Case, comm: MPI.Comm) -> None:
         raise RunError(err)
 
 
-def record_stop(out: Path, case: Case, loop_state: dict, accepted: int, where: str, comm: MPI.Comm) -> RunCheckpointed:
+def record_stop(out: Path, case: Case, loop_state: dict, accepted: int, where: str, comm: MPI.Comm,
+                allow_large: bool = False) -> RunCheckpointed:
     """Write stopped.json for a run that stopped on request after its checkpoint; returns
     the exception to raise. ``where``: the point reached (e.g. "t = 1200 s")."""
     from solver.runs.writers import write_json
 
-    command = restart_command(out)
+    command = restart_command(out, allow_large)
     signum = loop_state.get("signal", -1)
     reason = signal.Signals(signum).name if signum > 0 else loop_state.get("reason") or "stop requested"
     info = {

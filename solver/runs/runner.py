@@ -52,12 +52,16 @@ DEADLINE_STEP_MARGIN = 1.5
 DEADLINE_SLACK_S = 15.0
 
 
-def prepare(case: Case, comm: MPI.Comm, source: str = "<case>"):
-    """Check a validated case before any expensive work: the output options this DOLFINx
+def prepare(case: Case, comm: MPI.Comm, source: str = "<case>", allow_large: bool = False):
+    """Check a validated case before any expensive work: its size against its limits
+    (``allow_large`` skips them), its PETSc options, the output options this DOLFINx
     supports, and that its particles can be packed. Returns (case in internal units,
     packing)."""
     from meshes.packing import PackingError
+    from solver.config.preflight import preflight
     from solver.runs.mesh import pack
+
+    preflight(case, source, allow_large)
 
     if case.output.vtx:
         from solver.runs.writers import vtx_available
@@ -81,25 +85,27 @@ def prepare(case: Case, comm: MPI.Comm, source: str = "<case>"):
     return internal, packing
 
 
-def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm):
+def prepare_case(case_path: str | Path, overrides: list[str], comm: MPI.Comm, allow_large: bool = False):
     """Read, override and check a case file (see :func:`prepare`). Returns (case in SI,
     case in internal units, packing)."""
-    case = load_case(case_path, overrides)
-    internal, packing = prepare(case, comm, str(case_path))
+    case = load_case(case_path, overrides, allow_large=allow_large)
+    internal, packing = prepare(case, comm, str(case_path), allow_large)
     return case, internal, packing
 
 
 def run(case: Case, out: str | Path | None = None, overwrite: bool = False, restart: bool = False,
-        progress: str | None = None, comm: MPI.Comm = MPI.COMM_WORLD, source: str = "<case>") -> Path:
+        progress: str | None = None, comm: MPI.Comm = MPI.COMM_WORLD, source: str = "<case>",
+        allow_large: bool = False) -> Path:
     """Run ``case`` into ``out`` (default ``results/<name>``); returns the directory.
 
     With ``restart``, continue the run in ``out`` from its ``checkpoint.h5`` instead
     (same case as the run, output settings aside; any number of ranks). Raises
     :class:`RunCheckpointed` when the run stopped on request (SIGTERM, SIGUSR1) after
     writing its checkpoint, :class:`RunError` when it cannot start, CaseError for a case
-    that cannot run (``source`` names it in messages)."""
+    that cannot run (``source`` names it in messages); ``allow_large`` runs a case larger
+    than its limits."""
     t_all = time.perf_counter()
-    internal, packing = prepare(case, comm, source)
+    internal, packing = prepare(case, comm, source, allow_large)
     out = Path(out) if out is not None else Path("results") / case.name
     if restart and overwrite:
         raise RunError("--restart continues the run in --out, --overwrite replaces it: give only one of them")
@@ -112,7 +118,7 @@ def run(case: Case, out: str | Path | None = None, overwrite: bool = False, rest
         try:
             with contextlib.ExitStack() as handlers:  # the signal handlers are put back on the way out
                 return _execute(case, internal, packing, out, progress or case.output.progress, comm, t_all,
-                                restart, handlers, fault)
+                                restart, handlers, fault, allow_large)
         except (RunCheckpointed, RunError):
             raise  # stopped with a checkpoint, or a restart refused: the directory is left as it was
         except BaseException as exc:
@@ -135,10 +141,10 @@ def _deadline() -> float | None:
 
 def run_case(case_path: str | Path, out: str | Path | None = None, overrides: list[str] | None = None,
              overwrite: bool = False, progress_mode: str | None = None, comm: MPI.Comm = MPI.COMM_WORLD,
-             restart: bool = False) -> Path:
+             restart: bool = False, allow_large: bool = False) -> Path:
     """:func:`run` of a case file with ``--set`` overrides."""
-    case = load_case(case_path, overrides or [])
-    return run(case, out, overwrite, restart, progress_mode, comm, source=str(case_path))
+    case = load_case(case_path, overrides or [], allow_large=allow_large)
+    return run(case, out, overwrite, restart, progress_mode, comm, source=str(case_path), allow_large=allow_large)
 
 
 def _write_error(out: Path, exc: BaseException) -> None:
@@ -173,7 +179,7 @@ def make_stepper(internal, bundle):
 
 
 def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm: MPI.Comm, t_all: float,
-             restart: bool, handlers: contextlib.ExitStack, fault: FaultLog) -> Path:
+             restart: bool, handlers: contextlib.ExitStack, fault: FaultLog, allow_large: bool = False) -> Path:
     from solver.numerics.stepping import GrowthGuard, march
     from solver.runs.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
     from solver.runs.mesh import build_mesh
@@ -314,7 +320,7 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
     recorder.close()
     progress.close()
     if stopped:
-        raise record_stop(out, case, stopped, recorder.accepted, stepper.where(), comm)
+        raise record_stop(out, case, stopped, recorder.accepted, stepper.where(), comm, allow_large)
     timings.update({f"solve_{k}": v for k, v in getattr(stepper, "timers", {}).items()})
     timings.update(attempt_timings())
     write_summary(out, case, bundle, mech, stepper, recorder, book, dofs, counters, timings, columns, comm)

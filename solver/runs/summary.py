@@ -64,6 +64,7 @@ def write_summary(out: Path, case, bundle, mech, stepper, recorder, book: dict, 
         "checkpoints_written": book["checkpoints"],
         "final": {k: recorder.last.get(k) for k in columns if k not in ("step", "accepted")},
         "history_units": {k: HISTORY_UNITS.get(k, "") for k in columns},
+        "estimate": _estimate(case),
     }
     if hasattr(stepper, "ec"):
         summary["cell"] = cell_summary(stepper.ec)
@@ -117,6 +118,16 @@ def _stages(history_csv: Path, comm: MPI.Comm) -> dict | None:
         except Exception as exc:  # stage detection must never lose a finished run
             result = {"error": f"{type(exc).__name__}: {exc}"}
     return comm.bcast(result, root=0)
+
+
+def _estimate(case) -> dict | None:
+    """The size estimated before the run (solver.config.estimate), to compare with the mesh."""
+    try:
+        from solver.config.estimate import estimate
+
+        return estimate(case).to_dict()
+    except Exception:  # the record of a finished run must never fail on it
+        return None
 
 
 def load_summary(run_dir: Path) -> dict:

@@ -331,35 +331,38 @@ def test_slurm_dry_run_prints_script_and_command_and_writes_nothing(tmp_path):
 
 # --------------------------------------------------------------------------- a local sweep, end to end
 def test_local_sweep_with_a_failing_run_then_resume(tmp_path):
-    """Four small runs, two at a time; one asks PETSc for a Krylov method that does not exist,
-    which validation accepts and the solver setup rejects (ssbfrac run writes error.txt and
-    exits with status 1). The others complete; the status shows the failure; a rerun keeps
-    the complete runs and only --rerun-failed retries the failed one (with --overwrite)."""
+    """Four small runs, two at a time; one allows its iterative elasticity solve a single
+    Krylov iteration, a valid setting with which the solve cannot converge (ssbfrac run writes
+    error.txt and exits with status 1). The others complete; the status shows the failure; a
+    rerun keeps the complete runs and only --rerun-failed retries the failed one (with
+    --overwrite)."""
     path = write_sweep(tmp_path, f"""name: resume
 base: {SMALL}
 parameters:
   geometry.particles.seed: [1, 2, 3, 4]
-  mechanics.petsc_options.ksp_type: [cg, cg, nosuchksp, cg]
+  mechanics.petsc_options.ksp_max_it: [1000, 1000, 1, 1000]
 combine: zip
 set:
   loading.steps: 2
+  mechanics.linear_solver: iterative
 local: {{parallel: 2}}
 """)
     out = tmp_path / "out"
     r = sweep_cli([path, "--out", out])
     assert r.returncode == 1, r.stdout + r.stderr
-    bad = "seed=3_ksp_type=nosuchksp"
-    good = ["seed=1_ksp_type=cg", "seed=2_ksp_type=cg", "seed=4_ksp_type=cg"]
+    bad = "seed=3_ksp_max_it=1"
+    good = ["seed=1_ksp_max_it=1000", "seed=2_ksp_max_it=1000", "seed=4_ksp_max_it=1000"]
     assert f"FAILED  {bad} (exit status 1)" in r.stdout
     assert "3 done, 0 running, 1 failed, 0 pending" in r.stdout
     for name in good:
         assert (out / name / "summary.json").exists(), name
     assert (out / bad / "error.txt").exists() and not (out / bad / "summary.json").exists()
-    assert "nosuchksp" in (out / "logs" / f"{bad}.log").read_text()
+    assert "elasticity did not converge" in (out / "logs" / f"{bad}.log").read_text()
     assert (out / "logs" / f"{bad}.state").read_text() == "exit 1\n"
     assert json.loads((out / "runs.json").read_text())[bad] == {
-        "index": 2, "parameters": {"geometry.particles.seed": 3, "mechanics.petsc_options.ksp_type": "nosuchksp"},
-        "overrides": ["geometry.particles.seed=3", 'mechanics.petsc_options.ksp_type="nosuchksp"', "loading.steps=2"]}
+        "index": 2, "parameters": {"geometry.particles.seed": 3, "mechanics.petsc_options.ksp_max_it": 1},
+        "overrides": ["geometry.particles.seed=3", "mechanics.petsc_options.ksp_max_it=1", "loading.steps=2",
+                      'mechanics.linear_solver="iterative"']}
     resolved = yaml.safe_load((out / "sweep.yaml").read_text())
     assert resolved["base"] == str(SMALL) and resolved["combine"] == "zip"
     summary = json.loads((out / good[1] / "summary.json").read_text())
@@ -367,7 +370,7 @@ local: {{parallel: 2}}
 
     s = sweep_cli([path, "--out", out, "--status"])
     assert s.returncode == 1
-    assert f"failed   {bad}" in s.stdout and "nosuchksp" in s.stdout
+    assert f"failed   {bad}" in s.stdout and "elasticity did not converge" in s.stdout
 
     mtimes = {p: p.stat().st_mtime_ns for name in good for p in (out / name / "summary.json", out / "logs" / f"{name}.log")}
     failed_log = out / "logs" / f"{bad}.log"

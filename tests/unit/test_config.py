@@ -26,8 +26,8 @@ def with_(path: str, value):
 
 BAD = [
     # (override, field named in the message, fragment of the message)
-    ("materials.electrolyte.E", "-20e9", "materials.electrolyte.E", "greater than 0"),
-    ("materials.active.E", "0", "materials.active.E", "greater than 0"),
+    ("materials.electrolyte.E", "-20e9", "materials.electrolyte.E", "greater than or equal to 1000 Pa"),
+    ("materials.active.E", "0", "materials.active.E", "greater than or equal to 1000 Pa"),
     ("materials.active.nu", "0.5", "materials.active.nu", "less than 0.5"),
     ("materials.electrolyte.nu", "0.7", "materials.electrolyte.nu", "less than 0.5"),
     ("materials.active.nu", "abc", "materials.active.nu", "valid number"),
@@ -35,8 +35,8 @@ BAD = [
     ("geometrie", "{}", "geometrie", "unknown key"),
     ("geometry.particles.shape", "hexagon", "geometry.particles.shape", "circle"),
     ("geometry.particles.volume_fraction", "0.95", "geometry.particles.volume_fraction", "less than 0.9"),
-    ("geometry.particles.volume_fraction", "-0.1", "geometry.particles.volume_fraction", "greater than 0"),
-    ("geometry.particles.radius", "-1e-6", "geometry.particles.radius", "greater than 0"),
+    ("geometry.particles.volume_fraction", "-0.1", "geometry.particles.volume_fraction", "greater than or equal to 0.001"),
+    ("geometry.particles.radius", "-1e-6", "geometry.particles.radius", "greater than or equal to 1e-08 m"),
     ("geometry.particles.sides", "2", "geometry.particles.sides", "greater than or equal to 3"),
     ("geometry.size", "[30e-6]", "geometry.size", "at least 2"),
     ("geometry.size", "[1e-6, 1e-6]", "geometry", "needs sides of at least"),
@@ -50,7 +50,7 @@ BAD = [
     ("dimension", "4", "dimension", "2 or 3"),
     ("name", "'has spaces'", "name", "pattern"),
     ("fracture.model", "AT3", "fracture.model", "AT1"),
-    ("fracture.scheme.tolerance", "0", "fracture.scheme.tolerance", "greater than 0"),
+    ("fracture.scheme.tolerance", "0", "fracture.scheme.tolerance", "greater than or equal to 1e-12"),
     ("materials.electrolyte.fracture", "{Gc: 4.0}", "materials.electrolyte.fracture", "exactly two"),
     ("materials.electrolyte.fracture", "{Gc: 4.0, K_Ic: 1e6}", "materials.electrolyte.fracture", "either Gc or K_Ic"),
     ("fracture.phases", "[active]", "(top level)", "materials.active.fracture is not given"),

@@ -12,7 +12,9 @@ from solver.numerics.schemes import StepResult
 
 
 def guard(max_growth=5.0):
-    sim = SimpleNamespace(case=SimpleNamespace(fracture=SimpleNamespace(adaptive=AdaptiveSpec(max_crack_growth=max_growth))),
+    # internal units (um): constructed without the validation of SI values
+    adaptive = AdaptiveSpec.model_construct(max_crack_growth=max_growth)
+    sim = SimpleNamespace(case=SimpleNamespace(fracture=SimpleNamespace(adaptive=adaptive)),
                           fracture=True, failure={"electrolyte": {"ell": 0.25}})
     return GrowthGuard(sim)
 

@@ -97,7 +97,7 @@ def test_schema_galvanostatic_units_and_defaults():
 
 
 BAD = [
-    ({"electrolyte": {"kappa": -1.0}}, "loading.electrolyte.kappa", "greater than 0"),
+    ({"electrolyte": {"kappa": -1.0}}, "loading.electrolyte.kappa", "greater than or equal to 1e-12 S/m"),
     ({"colour": 1}, "loading.colour", "allowed here: active, active_b"),
     ({"active": {"c_max": 1e4, "ocv": "nmc811_chen2020"}}, "loading.active", "exactly one of diffusivity"),
     ({"active": {"c_max": 1e4, "diffusivity": 1e-14, "ocv": "lfp"}}, "loading.active", "unknown curve"),

@@ -27,6 +27,7 @@ from petsc4py import PETSc
 from meshes import tags as mtags
 from meshes.tags import phase_of_tags
 from solver.config.units import GPA_UM3_TO_J
+from solver.numerics.petsc import ELECTROCHEMISTRY_OPTIONS
 from solver.physics import diffusion as dif
 from solver.physics.constants import FARADAY, R_GAS
 from solver.physics.electrochemistry.kinetics import anode_current, particle_current
@@ -36,18 +37,6 @@ from solver.physics.electrochemistry.ocv import get_ocv
 SURFACE, ANODE = 1, 2
 #: ionic phases: the cells that carry phi_e (each may have its own conductivity)
 IONIC_PHASES = ("electrolyte", "separator", "collector_layer", "coating")
-
-DEFAULT_PETSC_ELECTROCHEMISTRY = {
-    "snes_type": "newtonls",
-    "snes_linesearch_type": "bt",
-    "snes_rtol": 1e-10,
-    "snes_stol": 0.0,
-    "snes_max_it": 30,
-    "ksp_type": "preonly",
-    "pc_type": "lu",
-    "pc_factor_mat_solver_type": "mumps",
-}
-
 
 def _like(vec):
     """A new PETSc vector with the layout (blocks included) of ``vec``."""
@@ -337,7 +326,7 @@ class FieldProblem:
         self.bcs += [fem.dirichletbc(PETSc.ScalarType(0.0), dofs, self.Vp) for dofs in fixed_phi]
         # residual scale: the 1C lithium rate per F c_ref; converged below 1e-10 of it (its
         # round-off floor is near 1e-12 of it)
-        opts = dict(DEFAULT_PETSC_ELECTROCHEMISTRY)
+        opts = dict(ELECTROCHEMISTRY_OPTIONS)
         opts["snes_atol"] = 1e-10 * self.one_c / self.scale
         opts.update(self.loading.petsc_options)
         self.solver = FieldSolver(self.F, (self.x, self.phi_e), self.bcs, ([self.x_out], fixed_phi), prefix, opts)
