@@ -201,8 +201,11 @@ CELL_TYPES = {2: ("triangle", "triangle6", "quad", "quad9"), 3: ("tetra", "tetra
 
 
 def msh_summary(path: str | Path) -> dict:
-    """Dimension, physical groups and phases of a Gmsh mesh file, checked against the
-    ssbfrac convention (meshes/tags.py): every cell must carry a known cell tag."""
+    """Dimension, physical groups and phases of a Gmsh mesh file (``.msh``) or geometry
+    script (``.geo``, meshed here by Gmsh), checked against the ssbfrac convention
+    (meshes/tags.py): every cell must carry a known cell tag. Physical groups named after
+    the convention (``electrolyte``, ``top``, ``particle_3``, ...) take its tags whatever
+    their numbers in the file (:func:`retag_by_name`)."""
     path = Path(path)
     if not path.is_file():
         raise MicrostructureFileError(f"{path}: not found (or not a regular file)")
@@ -210,7 +213,83 @@ def msh_summary(path: str | Path) -> dict:
     if stat.st_size > MAX_MESH_FILE_BYTES:
         raise MicrostructureFileError(f"{path}: {stat.st_size} bytes is too large for a mesh file "
                                       f"(at most {MAX_MESH_FILE_BYTES})")
+    if path.suffix.lower() == ".geo":
+        return dict(_geo_summary(str(path.resolve()), stat.st_size, stat.st_mtime_ns))
     return dict(_msh_summary(str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+
+
+def open_mesh_file(gmsh, path: str | Path, dim: int | None = None) -> None:
+    """Load a ``.msh`` file, or a ``.geo`` script and mesh it (in ``dim`` dimensions, else
+    those of its geometry), into the initialised Gmsh; the named physical groups take the
+    convention's tags (:func:`retag_by_name`)."""
+    gmsh.open(str(path))
+    if Path(path).suffix.lower() == ".geo":
+        gmsh.model.mesh.generate(dim or gmsh.model.getDimension())
+    retag_by_name(gmsh)
+
+
+def retag_by_name(gmsh) -> None:
+    """Give every physical group named after the convention the convention's tag
+    (meshes/tags.py: ``convention_tag``); unnamed groups keep their numbers, groups with
+    another name are an error (MicrostructureFileError)."""
+    groups = gmsh.model.getPhysicalGroups()
+    if not groups:
+        return
+    top = max(d for d, _ in groups)
+    moves = []
+    for dim, tag in groups:
+        name = gmsh.model.getPhysicalName(dim, tag)
+        if not name:
+            continue
+        new = tags.convention_tag(name, cell=dim == top)
+        if new is None:
+            kind = "cell" if dim == top else "facet"
+            raise MicrostructureFileError(
+                f"physical group {name!r} ({dim}D, tag {tag}) is not a {kind} name of the ssbfrac convention "
+                f"(meshes/tags.py: e.g. electrolyte, particle_3 for cells; left, right, bottom, top, interface_3 for "
+                f"facets)")
+        if new != tag:
+            moves.append((dim, tag, new, name, gmsh.model.getEntitiesForPhysicalGroup(dim, tag)))
+    if not moves:
+        return
+    gmsh.model.removePhysicalGroups([(d, t) for d, t, *_ in moves])
+    taken = {(d, t) for d, t in gmsh.model.getPhysicalGroups()}
+    for dim, old, new, name, entities in moves:
+        if (dim, new) in taken:
+            raise MicrostructureFileError(f"physical group {name!r} takes tag {new}, which another {dim}D group of "
+                                          f"the file already has")
+        gmsh.model.addPhysicalGroup(dim, list(entities), new, name)
+        taken.add((dim, new))
+
+
+@functools.lru_cache(maxsize=4)
+def _geo_summary(path: str, size: int, mtime: int) -> dict:
+    """A .geo script meshed by Gmsh (in this process) and summarised like a .msh file."""
+    import tempfile
+
+    import gmsh
+    import meshio
+
+    started = not gmsh.isInitialized()
+    if started:
+        gmsh.initialize(interruptible=False)
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        try:
+            open_mesh_file(gmsh, path)
+        except MicrostructureFileError as exc:
+            raise MicrostructureFileError(f"{path}: {exc}") from None
+        except Exception as exc:  # Gmsh's own errors
+            raise MicrostructureFileError(f"{path}: Gmsh cannot mesh it ({exc})") from None
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "mesh.msh"
+            gmsh.write(str(out))
+            mesh = meshio.read(out, file_format="gmsh")
+        return _analyse_mesh(mesh, Path(path))
+    finally:
+        gmsh.clear()
+        if started:
+            gmsh.finalize()
 
 
 @functools.lru_cache(maxsize=4)
@@ -232,11 +311,34 @@ def _msh_summary(path: str, size: int, mtime: int) -> dict:
     except Exception as exc:  # meshio raises many kinds
         raise MicrostructureFileError(f"{path}: cannot read the mesh ({type(exc).__name__}: {exc})") from None
     try:
+        _retag_meshio(mesh, path)
         return _analyse_mesh(mesh, path)
     except MicrostructureFileError:
         raise
     except Exception as exc:  # a mesh meshio reads but that is malformed
         raise MicrostructureFileError(f"{path}: malformed mesh ({type(exc).__name__}: {exc})") from None
+
+
+def _retag_meshio(mesh, path: Path) -> None:
+    """:func:`retag_by_name` for a mesh read by meshio (its named groups are in field_data)."""
+    phys = mesh.cell_data.get("gmsh:physical")
+    if phys is None or not mesh.field_data:
+        return
+    top = max(int(v[1]) for v in mesh.field_data.values())
+    remap = {}
+    for name, (tag, dim) in ((n, (int(v[0]), int(v[1]))) for n, v in mesh.field_data.items()):
+        new = tags.convention_tag(name, cell=dim == top)
+        if new is None:
+            raise MicrostructureFileError(f"{path}: physical group {name!r} is not a name of the ssbfrac convention "
+                                          f"(meshes/tags.py)")
+        remap[(dim, tag)] = new
+    cell_dims = {"triangle": 2, "triangle6": 2, "quad": 2, "tetra": 3, "tetra10": 3, "hexahedron": 3,
+                 "line": 1, "line3": 1, "vertex": 0}
+    for k, (block, values) in enumerate(zip(mesh.cells, phys)):
+        dim = cell_dims.get(block.type)
+        if dim is None:
+            continue
+        phys[k] = np.array([remap.get((dim, int(v)), int(v)) for v in values], dtype=values.dtype)
 
 
 def _analyse_mesh(mesh, path: Path) -> dict:

@@ -109,6 +109,19 @@ def phase_of_tag(tag: int) -> str:
     raise ValueError(f"cell tag {tag} is not in the ssbfrac convention (meshes/tags.py)")
 
 
+def convention_tag(name: str, cell: bool) -> int | None:
+    """The tag of a physical group named after the convention (cells: ``electrolyte``,
+    ``separator``, ``particle_7``, ...; facets: ``left``, ``top``, ``interface_7``, ...),
+    None for any other name."""
+    groups = PHASE_CELLS if cell else {**SIDES, **INTERFACE_FACETS}
+    if name in groups:
+        return groups[name]
+    prefix = "particle_" if cell else "interface_"
+    if name.startswith(prefix) and name[len(prefix):].isdigit() and int(name[len(prefix):]) < MAX_PARTICLES:
+        return PARTICLE_BASE + int(name[len(prefix):])
+    return None
+
+
 def convention() -> dict:
     """The convention as plain data (written to mesh.json)."""
     return {

@@ -49,16 +49,28 @@ class Case(Schema):
     @model_validator(mode="after")
     def _geometry_materials(self):
         p, m = self.geometry.particles, self.materials
+        has_particles = self.geometry.mesh.file is None or "active" in self._file_phases()
+        if has_particles and m.active is None:
+            raise ValueError("materials.active is required: the case has particles (only a mesh file without "
+                             "particle cells, geometry.mesh.file, goes without)")
+        if self.loading.type == "galvanostatic" and m.active is None:
+            raise ValueError("materials.active is required by a galvanostatic loading (it lithiates the particles)")
         if p.coating > 0 and m.coating is None:
             raise ValueError(f"geometry.particles.coating = {p.coating:g} m needs materials.coating")
         if p.active_b_share > 0 and m.active_b is None:
             raise ValueError(f"geometry.particles.active_b_share = {p.active_b_share} needs materials.active_b")
-        phases = phases_in_files(self.geometry, self.dimension) if len(self.geometry.size) == self.dimension else set()
+        phases = self._file_phases()
         for phase in ("active_b", "coating"):
             if phase in phases and getattr(m, phase) is None:
                 what = "geometry.mesh.file" if self.geometry.mesh.file else "geometry.particles.file"
                 raise ValueError(f"{what} has {phase} cells/particles but materials.{phase} is not given")
         return self
+
+    def _file_phases(self) -> set[str]:
+        """Phases that a particle list or mesh file brings in (empty for packed particles)."""
+        if len(self.geometry.size) != self.dimension:
+            return set()
+        return phases_in_files(self.geometry, self.dimension)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -72,9 +84,27 @@ class Case(Schema):
                 raise ValueError(f"mechanics.boundary: sides {extra} exist only in 3D")
         sides = SIDES_2D if self.dimension == 2 else SIDES_3D
         kinds = {s: self.mechanics.side(s).type for s in sides}
+        held = set()  # axes held by a prescribed displacement
+        ld = self.loading
+        if ld.type == "displacement":
+            if len(ld.direction) != self.dimension:
+                raise ValueError(f"loading.direction = {ld.direction}: give {self.dimension} components")
+            if ld.components is not None and any("xyz".index(c) >= self.dimension for c in ld.components):
+                raise ValueError(f"loading.components = {ld.components}: only {'xyz'[:self.dimension]} in "
+                                 f"{self.dimension}D")
+            if ld.side is not None:
+                if ld.side not in sides:
+                    raise ValueError(f"loading.boundary = {ld.side!r}: sides in {self.dimension}D are {list(sides)}")
+                if ld.side in self.mechanics.boundary:
+                    raise ValueError(f"mechanics.boundary.{ld.side}: the side moved by the loading "
+                                     f"(loading.boundary) takes no other condition: leave it out")
+                kinds[ld.side] = "loaded"
+                held = set(ld.prescribed_axes(self.dimension))
         if "clamped" not in kinds.values():
             axes = {"x": ("left", "right"), "y": ("bottom", "top"), "z": ("back", "front")}
-            for axis, (a, b) in list(axes.items())[: self.dimension]:
+            for k, (axis, (a, b)) in enumerate(list(axes.items())[: self.dimension]):
+                if k in held:
+                    continue
                 if kinds[a] != "roller" and kinds[b] != "roller":
                     raise ValueError(
                         f"mechanics.boundary: nothing holds the {axis} direction (a rigid motion is free); "

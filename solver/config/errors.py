@@ -56,7 +56,7 @@ def first_model(ann: Any):
 
 
 #: tags of union members that pydantic puts in error locations (not part of the field path)
-UNION_TAGS = ("prescribed", "galvanostatic")
+UNION_TAGS = ("prescribed", "galvanostatic", "displacement")
 
 
 def field_unit(model: type[BaseModel], loc: tuple) -> str | None:

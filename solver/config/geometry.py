@@ -258,7 +258,9 @@ class MeshSpec(Schema):
     order: Annotated[Literal[1, 2], NotBool] = Field(1, description="geometric order of the mesh (1: straight, 2: curved cells)")
     file: str | None = Field(
         None, min_length=1, max_length=4096,
-        description="an existing Gmsh .msh file with ssbfrac physical groups (meshes/tags.py), used instead of packing and meshing",
+        description="a Gmsh .msh file, or a .geo script that Gmsh meshes, with ssbfrac physical groups "
+                    "(meshes/tags.py: by number, or named electrolyte, top, particle_3, ...), used instead of packing "
+                    "and meshing",
     )
 
     @model_validator(mode="after")
@@ -269,8 +271,8 @@ class MeshSpec(Schema):
             raise FieldError("corner_size", self.corner_size,
                              f"must not exceed interface_size ({self.interface_size:g})")
         if self.file is not None:
-            if Path(self.file).suffix.lower() != ".msh":
-                raise FieldError("file", self.file, "expected a Gmsh .msh file")
+            if Path(self.file).suffix.lower() not in (".msh", ".geo"):
+                raise FieldError("file", self.file, "expected a Gmsh .msh file or .geo script")
             if not Path(self.file).is_file():
                 raise FieldError("file", self.file, "file not found (or not a regular file)")
         return self

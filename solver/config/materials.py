@@ -184,7 +184,9 @@ class ActiveMaterial(Material):
 
 
 class Materials(Schema):
-    active: ActiveMaterial = Field(..., description="active-material particles (AM)")
+    active: ActiveMaterial | None = Field(
+        None, description="active-material particles (AM); required unless the mesh (geometry.mesh.file) has none"
+    )
     electrolyte: Material = Field(..., description="solid-electrolyte matrix (SE)")
     active_b: ActiveMaterial | None = Field(
         None, description="second active material of a blend (geometry.particles.active_b_share)"

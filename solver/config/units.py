@@ -75,6 +75,8 @@ GPA_TO_PA = 1e9
 UM_TO_M = 1e-6
 ENERGY_2D_TO_J_PER_M = 1e-9 / 1e-6  # GPa*um^3 per um thickness -> J/m
 GPA_UM3_TO_J = 1e-9  # GPa*um^3 -> J (e.g. partial molar volume um^3/mol times stress GPa -> J/mol)
+FORCE_2D_TO_N_PER_M = 1e3  # GPa*um (a 2D force, per um of thickness) -> N per m of thickness
+FORCE_3D_TO_N = 1e-3  # GPa*um^2 -> N
 
 
 def _convert(value, factor: float):

@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 import ufl
-from dolfinx import fem, mesh as dmesh
+from dolfinx import fem, la, mesh as dmesh
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.numerics.petsc import set_petsc_options
@@ -229,8 +230,9 @@ def phase_properties(materials) -> dict[str, dict]:
         "electrolyte": props(materials.electrolyte),
         "separator": props(materials.separator or materials.electrolyte),
         "collector_layer": props(materials.collector_layer or materials.electrolyte),
-        "active": active(materials.active),
     }
+    if materials.active is not None:
+        out["active"] = active(materials.active)
     if materials.coating is not None:
         out["coating"] = props(materials.coating)
     if materials.active_b is not None:
@@ -261,6 +263,46 @@ def boundary_conditions(V: fem.FunctionSpace, facet_tags, side_tags: dict[str, i
         elif bc.type == "pressure":
             pressures.append((side_tags[name], float(bc.value)))
     return bcs, pressures
+
+
+class ImposedDisplacement:
+    """Facets moved rigidly along a direction: u_i = U n_i there for the prescribed
+    components i (the others are free). :meth:`set` moves them to U; :meth:`reaction`
+    is the force the facets carry along n, sum_i n_i sum_(dofs of i) r, from the internal
+    force vector r = dPsi/du (assembled without boundary conditions).
+
+    Args:
+        V: the displacement space; facet_tags: the mesh's facet tags; tag: the loaded ones.
+        direction: unit vector n (gdim components); axes: the prescribed components.
+    """
+
+    def __init__(self, V: fem.FunctionSpace, facet_tags, tag: int, direction, axes: list[int]):
+        domain = V.mesh
+        facets = facet_tags.find(tag)
+        if domain.comm.allreduce(len(facets), op=MPI.SUM) == 0:
+            raise ValueError(f"loading.boundary: no facet of the mesh has tag {tag}")
+        self.comm = domain.comm
+        self.direction = np.asarray(direction, dtype=float)
+        self.axes = list(axes)
+        n_owned = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
+        self.values, self.bcs, self.owned = [], [], []
+        for i in self.axes:
+            dofs = fem.locate_dofs_topological(V.sub(i), domain.topology.dim - 1, facets)
+            value = fem.Constant(domain, PETSc.ScalarType(0.0))
+            self.values.append(value)
+            self.bcs.append(fem.dirichletbc(value, dofs, V.sub(i)))
+            self.owned.append(dofs[dofs < n_owned])
+
+    def set(self, U: float) -> None:
+        for i, value in zip(self.axes, self.values):
+            value.value = U * self.direction[i]
+
+    def reaction(self, residual_form) -> float:
+        """The reaction along the direction (collective; force per unit thickness in 2D)."""
+        b = fem.assemble_vector(residual_form)
+        b.scatter_reverse(la.InsertMode.add)
+        local = sum(self.direction[i] * float(b.array[dofs].sum()) for i, dofs in zip(self.axes, self.owned))
+        return self.comm.allreduce(local, op=MPI.SUM)
 
 
 def rigid_body_modes(V: fem.FunctionSpace) -> PETSc.NullSpace:

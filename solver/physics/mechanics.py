@@ -17,12 +17,18 @@ from petsc4py import PETSc
 
 from meshes import tags as mtags
 from meshes.tags import AM_PHASES, PHASE_CODES, SE_PHASES, phase_of_tags
+from solver.config.units import FORCE_2D_TO_N_PER_M, FORCE_3D_TO_N
 from solver.numerics import schemes
 from solver.numerics.petsc import elasticity_options
 from solver.numerics.schemes import Accelerator, StepResult
 from solver.physics import elasticity as el
 from solver.physics import phasefield as pf
 from solver.physics.domain import MeshBundle
+
+
+#: history columns of the damage measures (:meth:`MechanicsProblem.measures`)
+FRACTURE_COLUMNS = ["fracture_energy", "crack_length", "crack_length_sharp", "damaged_fraction", "crack_segments",
+                    "d_max"]
 
 
 class MechanicsProblem:
@@ -124,11 +130,19 @@ class MechanicsProblem:
 
         # ---------------------------------------------------------------- elasticity
         side_names = ("left", "right", "bottom", "top") if gdim == 2 else tuple(mtags.SIDES)
-        side_tags = {k: mtags.SIDES[k] for k in side_names}
+        ld = case.loading
+        loaded = ld.side if ld.type == "displacement" else None
+        side_tags = {k: mtags.SIDES[k] for k in side_names if k != loaded}
         sides = {k: case.mechanics.side(k) for k in side_tags}
         bcs, pressures = el.boundary_conditions(V, facet_tags, side_tags, sides)
+        self.imposed = None
+        if ld.type == "displacement":
+            tag = mtags.SIDES[ld.side] if ld.side is not None else int(ld.boundary)
+            self.imposed = el.ImposedDisplacement(V, facet_tags, tag, ld.direction, ld.prescribed_axes(gdim))
+            bcs = list(bcs) + self.imposed.bcs
         opts = elasticity_options(case.mechanics, V.dofmap.index_map.size_global * V.dofmap.index_map_bs, gdim)
         self.elastic = el.ElasticityProblem(self.u, energy * self.dxq, bcs, pressures, self.ds, linear, opts)
+        self._energy, self._pressures, self._f_reaction = energy, pressures, None
         self.newton = None
         if self.fracture and fr.scheme.type == "accelerated":
             self.elastic.set_inexact(True)
@@ -226,6 +240,23 @@ class MechanicsProblem:
         self.x_li.value = x
         self.x_ref.value = x_ref
 
+    def set_displacement(self, U: float) -> None:
+        """Move the loaded facets to U (um) along the loading's direction."""
+        self.imposed.set(U)
+
+    def reaction_force(self) -> float:
+        """The force the loaded facets carry along the loading's direction, in SI: N per m
+        of thickness in 2D, N in 3D (collective)."""
+        if self._f_reaction is None:
+            V = self.u.function_space
+            v = ufl.TestFunction(V)
+            F = ufl.derivative(self._energy * self.dxq, self.u, v)
+            n = ufl.FacetNormal(self.domain)
+            for tag, p in self._pressures:
+                F += p * ufl.inner(n, v) * self.ds(tag)
+            self._f_reaction = fem.form(F)
+        return self.imposed.reaction(self._f_reaction) * (FORCE_2D_TO_N_PER_M if self.gdim == 2 else FORCE_3D_TO_N)
+
     def save_state(self) -> None:
         self.u_saved.x.array[:] = self.u.x.array
         if self.fracture:
@@ -288,6 +319,14 @@ class MechanicsProblem:
         out += list(self.outputs.values()) + [self.phase, self.particle_id]
         return out
 
+    def columns(self) -> list[str]:
+        """The history columns of :meth:`measures`, in order."""
+        cols = (["x", "soc", "vol_strain"] if self._am_volume > 0 else []) + ["mean_strain", "sigma1_max_SE"]
+        cols += (["sigma_h_min_AM"] if self._am_volume > 0 else []) + ["elastic_energy"]
+        if self.fracture:
+            cols += FRACTURE_COLUMNS
+        return cols
+
     def measures(self) -> dict:
         """Scalar measures of the current state (call update_outputs first)."""
         comm = self.comm
@@ -296,16 +335,14 @@ class MechanicsProblem:
         sh = self.outputs["hydrostatic"].x.array
         s1_se = comm.allreduce(float(s1[self.se_cells].max()) if len(self.se_cells) else -np.inf, op=MPI.MAX)
         sh_am = comm.allreduce(float(sh[self.am_cells].min()) if len(self.am_cells) else np.inf, op=MPI.MIN)
-        x = asum(self._f_x_mean) / self._am_volume if self._am_volume > 0 else float("nan")
-        out = {
-            "x": x,
-            "soc": 1.0 - x,
-            "vol_strain": asum(self._f_eigen) / self._am_volume if self._am_volume > 0 else float("nan"),
-            "mean_strain": asum(self._f_trace) / self.volume,
-            "sigma1_max_SE": 1e3 * s1_se,
-            "sigma_h_min_AM": 1e3 * sh_am,
-            "elastic_energy": asum(self._f_elastic),
-        }
+        out = {}
+        if self._am_volume > 0:  # the particles' lithiation and strain
+            x = asum(self._f_x_mean) / self._am_volume
+            out.update(x=x, soc=1.0 - x, vol_strain=asum(self._f_eigen) / self._am_volume)
+        out.update(mean_strain=asum(self._f_trace) / self.volume, sigma1_max_SE=1e3 * s1_se)
+        if self._am_volume > 0:
+            out["sigma_h_min_AM"] = 1e3 * sh_am
+        out["elastic_energy"] = asum(self._f_elastic)
         if self.fracture:
             iso = pf.isoline_length_2d(self.domain, self.d, 0.5) if self.gdim == 2 else float("nan")
             out.update({

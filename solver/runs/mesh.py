@@ -17,7 +17,7 @@ from mpi4py import MPI
 
 from meshes import tags
 from meshes.builder import MeshSizes, build, mesh_report, mesh_statistics
-from meshes.io import read_particles, write_json
+from meshes.io import open_mesh_file, read_particles, write_json
 from meshes.packing import DEFAULT_ASPECT, Packing, PackingError, PackingSpec, pack as pack_particles
 from meshes.packing import packing_from_particles
 from solver.physics.domain import MeshBundle
@@ -96,7 +96,7 @@ def build_mesh(case_internal, comm: MPI.Comm, out_dir: Path | None = None, packi
             gmsh.option.setNumber("General.Terminal", 1 if verbose else 0)
             gmsh.option.setNumber("General.NumThreads", 1)
             if g.mesh.file is not None:
-                gmsh.open(g.mesh.file)
+                open_mesh_file(gmsh, g.mesh.file, dim)
                 facts = {"file": g.mesh.file}
                 if g.mesh.order > 1:
                     gmsh.model.mesh.setOrder(g.mesh.order)

@@ -17,19 +17,16 @@ from mpi4py import MPI
 from solver.numerics.finite import check_fields, check_row
 from solver.runs.writers import FieldWriter, History, ProfileWriter
 
-#: history columns of the mechanics (and of the damage, with fracture)
-MECHANICS_COLUMNS = ["x", "soc", "vol_strain", "mean_strain", "sigma1_max_SE", "sigma_h_min_AM", "elastic_energy"]
-FRACTURE_COLUMNS = ["fracture_energy", "crack_length", "crack_length_sharp", "damaged_fraction", "crack_segments",
-                    "d_max"]
 #: the solver effort of a step
 SOLVER_COLUMNS = ["iterations", "elastic_solves", "damage_solves", "newton_iterations", "linear_iterations"]
 
 
-def history_columns(stepper, fracture: bool) -> list[str]:
-    """The columns of history.csv: the stepper's first ones, the mechanics', the solver's,
-    the stepper's extra ones, the wall time."""
-    mech = MECHANICS_COLUMNS + (FRACTURE_COLUMNS if fracture else [])
-    return list(stepper.columns) + mech + SOLVER_COLUMNS + list(getattr(stepper, "extra_columns", [])) + ["wall"]
+def history_columns(stepper, mech) -> list[str]:
+    """The columns of history.csv: the stepper's first ones, the mechanics' (``mech``: the
+    MechanicsProblem), the solver's, the stepper's extra ones, the wall time."""
+    first = list(stepper.columns)
+    return first + [c for c in mech.columns() if c not in first] + SOLVER_COLUMNS + \
+        list(getattr(stepper, "extra_columns", [])) + ["wall"]
 
 
 def new_book() -> dict:

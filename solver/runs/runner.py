@@ -171,10 +171,11 @@ def make_stepper(internal, bundle):
         return (CyclingLoading(cell), cell.sim, cell.field_functions(), cell.checkpoint_functions(), dofs,
                 cell.profiles)
     from solver.physics.mechanics import MechanicsProblem
-    from solver.runs.prescribed import LoadPath, PrescribedLoading
+    from solver.runs.prescribed import DisplacementLoading, PrescribedLoading
 
     mech = MechanicsProblem(internal, bundle)
-    stepper = PrescribedLoading(mech, LoadPath.from_case(internal.loading))
+    kind = DisplacementLoading if internal.loading.type == "displacement" else PrescribedLoading
+    stepper = kind(mech, internal.loading)
     return stepper, mech, mech.field_functions(), mech.checkpoint_functions(), mech.dofs(), None
 
 
@@ -210,7 +211,7 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
         f"{bundle.info['mesh']['cells_global']} cells, DOFs {dofs}, "
         f"{len(bundle.info['packing']['particles'])} particles (fraction {bundle.info['packing']['fraction']:.3f})"
     )
-    columns = history_columns(stepper, mech.fracture)
+    columns = history_columns(stepper, mech)
 
     # ---------------------------------------------------------------- checkpoint and restart
     kind = internal.loading.type
