@@ -32,6 +32,8 @@ HISTORY_UNITS = {
     "accepted": "1 accepted, 0 rejected (cut) step",
     "time": "s",
     "load": "-  (path coordinate: segment index + fraction)",
+    "displacement": "um (of the loaded facets, along loading.direction)",
+    "reaction_force": "N/m in 2D (per m of thickness), N in 3D (force the loaded facets carry along loading.direction)",
     "x": "- (volume-mean lithium fraction of the particles)",
     "soc": "- (state of charge of the cathode, 1 - x; capacity-weighted with electrochemistry)",
     "vol_strain": "- (volume-mean volumetric eigenstrain of the particles, f(x) - f(x_ref), f = expansion x or the table)",
