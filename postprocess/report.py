@@ -29,6 +29,7 @@ import numpy as np
 from postprocess import plots
 from postprocess.history import (PostprocessError, error_message, get_path, read_case, read_history,
                                  read_summary, run_status, accepted_rows)
+from postprocess.localisation import localisation
 from postprocess.stages import detect_stages_from_history
 
 
@@ -391,6 +392,8 @@ def _report_text(run_dir, out, case, summary, status, history, stages, abscissa,
               (plots.CRACK_LABELS["crack_length_sharp"] + " (2D)", "crack_length_sharp", u["crack"]),
               ("damaged fraction: volume of d >= 0.9 / volume of the damageable phases", "damaged_fraction",
                "fraction"),
+              ("band-width ratio: area of d >= 0.9 / sharp crack length / the 1D profile's width (1: localised)",
+               "band_width_ratio", "ratio"),
               ("crack segments: connected regions of d >= 0.9", "crack_segments", "count"),
               ("largest damage", "d_max", "0 (intact) to 1 (broken)"),
               ("largest electrolyte tension, at a sharp particle corner (a stress singularity: "
@@ -408,6 +411,12 @@ def _report_text(run_dir, out, case, summary, status, history, stages, abscissa,
     if rows:
         lines += ["| final value (last accepted row) | value | unit |", "|---|---|---|"]
         lines += [f"| {label} | {_fmt(v)} | {unit} |" for label, v, unit in rows]
+    loc = localisation(history)
+    if loc["available"]:
+        lines += ["", f"Localisation (docs/model.md): the band-width ratio peaks at {_fmt(loc['band_width_ratio_max'])} "
+                  f"(last {_fmt(loc['band_width_ratio_final'])}; 1 is a crack as thin as the 1D profile); sharp over "
+                  f"regularised crack length at the end {_fmt(loc['length_ratio_final'])} "
+                  f"(lowest {_fmt(loc['length_ratio_min'])})."]
         lines += [""]
 
     lines += ["## Key parameters", "", "| parameter | value |", "|---|---|"]

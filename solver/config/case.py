@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from solver.config.base import NAME_PATTERN, SIDES_2D, SIDES_3D, NotBool, Schema
+from solver.config.failure import check_failure
 from solver.config.fracture import Fracture
 from solver.config.geometry import Geometry, phases_in_files
 from solver.config.limits import Limits
@@ -119,6 +120,11 @@ class Case(Schema):
                     raise ValueError(
                         f"fracture.phases contains {phase!r} but materials.{phase}.fracture is not given"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _failure_fits_model(self):
+        check_failure(self)
         return self
 
 

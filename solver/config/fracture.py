@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from solver.config.base import PetscOptions, Schema, quantity
+from solver.config.base import FieldError, PetscOptions, Schema, quantity
 
 
 class SchemeSpec(Schema):
@@ -57,19 +57,32 @@ class AdaptiveSpec(Schema):
 
 
 class InterfaceBand(Schema):
-    """A weaker band of electrolyte along the particle surfaces (debonding)."""
+    """The particle/electrolyte interfaces' own failure properties (debonding): a band on
+    both sides of the particle surfaces whose toughness (and, cohesive model, strength)
+    are the interface's. Its width follows ell for the cohesive model (the damage
+    profile's half-support, pi ell / 2); AT1/AT2 take it as given."""
 
-    width: float = quantity(..., unit="m", description="band width measured from the particle surface", ge=1e-9, le=1e-3)
-    Gc: float = quantity(..., unit="J/m^2", description="toughness inside the band", ge=1e-4, le=1e6)
+    width: float | None = quantity(
+        None, unit="m", description="AT1/AT2: band width from the particle surface (default: the profile's "
+        "half-support, 2 ell for AT1, 4 ell for AT2); cohesive: not given (pi ell / 2)", ge=1e-9, le=1e-3)
+    Gc: float = quantity(..., unit="J/m^2", description="toughness of the interface", ge=1e-4, le=1e6)
+    strength: float | None = quantity(
+        None, unit="Pa", description="cohesive: tensile strength of the interface (default: the electrolyte's)",
+        ge=1e3, le=1e11)
 
 
 class Fracture(Schema):
     """Phase-field fracture (see docs/model.md)."""
 
     enabled: bool = Field(False, description="solve for damage")
-    model: Literal["AT1", "AT2"] = Field("AT1", description="AT1 (elastic phase, strength) or AT2")
-    split: Literal["none", "amor", "spectral"] = Field(
-        "spectral", description="which part of the elastic energy is degraded by damage"
+    model: Literal["AT1", "AT2", "cohesive"] = Field(
+        "AT1", description="AT1 (elastic phase, strength tied to ell), AT2, or cohesive: the phase-field "
+        "regularised cohesive zone model (strength and toughness as measured, ell a regularisation)")
+    softening: Literal["linear", "exponential", "cornelissen"] = Field(
+        "linear", description="cohesive: the softening (traction-separation) law")
+    split: Literal["none", "amor", "spectral"] | None = Field(
+        None, description="which part of the elastic energy is degraded by damage (default: spectral for AT1/AT2, "
+        "none for the cohesive model, whose bands the spectral split widens: docs/model.md, Localisation)"
     )
     driving_force: Literal["rankine", "energy"] = Field(
         "rankine",
@@ -84,9 +97,28 @@ class Fracture(Schema):
         description="phases where damage is allowed (each needs materials.<phase>.fracture; separator and "
         "collector_layer fall back to the electrolyte's)",
     )
-    interface: InterfaceBand | None = Field(None, description="optional weaker band along the AM/SE interfaces")
+    interface: InterfaceBand | None = Field(
+        None, description="the AM/SE interfaces' own toughness (and strength); default: the electrolyte's")
     scheme: SchemeSpec = SchemeSpec()
     adaptive: AdaptiveSpec = AdaptiveSpec()
     petsc_options: PetscOptions = Field(
         default_factory=dict, description="PETSc options of the damage solve (merged with the defaults)"
     )
+
+    @model_validator(mode="after")
+    def _split_of_model(self):
+        if self.split is None:
+            self.split = "none" if self.model == "cohesive" else "spectral"
+        return self
+
+    @model_validator(mode="after")
+    def _interface_of_model(self):
+        if self.interface is not None:
+            if self.model == "cohesive" and self.interface.width is not None:
+                raise FieldError("interface.width", self.interface.width,
+                                 "the cohesive model's interface band follows ell (pi ell / 2): leave width out")
+            if self.model != "cohesive" and self.interface.strength is not None:
+                raise FieldError("interface.strength", self.interface.strength,
+                                 f"{self.model} ties strength to ell: only the cohesive model takes an interface "
+                                 "strength")
+        return self

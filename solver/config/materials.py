@@ -17,9 +17,10 @@ MODULUS_MIN, MODULUS_MAX = 1e3, 1e13
 MAX_TABLE = 10_000
 
 class FailureSpec(Schema):
-    """Fracture properties of a phase. Give any two of: a toughness (Gc or K_Ic), the
-    regularisation length ell, the tensile strength, or the critical strain; the rest
-    follows from the homogeneous phase-field solution (see docs/model.md)."""
+    """Fracture properties of a phase. AT1/AT2: give any two of a toughness (Gc or K_Ic),
+    the regularisation length ell, the tensile strength or the critical strain; the rest
+    follows from the homogeneous phase-field solution. cohesive: give all three of a
+    toughness, a strength (or critical strain) and ell (see docs/model.md)."""
 
     Gc: float | None = quantity(None, unit="J/m^2", description="fracture toughness (critical energy release rate)",
                                 ge=1e-4, le=1e6)
@@ -30,20 +31,23 @@ class FailureSpec(Schema):
                                       ge=1e3, le=1e11)
     critical_strain: float | None = Field(None, ge=1e-6, lt=1, description="tensile strain at nucleation, strength/E [-]")
 
+    def given(self) -> list[str]:
+        """Which of toughness, ell, strength are given (critical_strain counts as strength)."""
+        out = ["toughness"] if (self.Gc is not None or self.K_Ic is not None) else []
+        out += ["ell"] if self.ell is not None else []
+        out += ["strength"] if (self.strength is not None or self.critical_strain is not None) else []
+        return out
+
     @model_validator(mode="after")
-    def _two_of_them(self):
+    def _enough(self):
         if self.Gc is not None and self.K_Ic is not None:
             raise ValueError("give either Gc or K_Ic, not both")
-        given = [
-            n for n in ("toughness", "ell", "strength", "critical_strain")
-            if (getattr(self, n) if n != "toughness" else (self.Gc if self.Gc is not None else self.K_Ic)) is not None
-        ]
-        if "strength" in given and "critical_strain" in given:
+        if self.strength is not None and self.critical_strain is not None:
             raise ValueError("strength and critical_strain say the same thing (strength = E * critical_strain): give one")
-        if len(given) != 2:
+        if len(self.given()) < 2:
             raise ValueError(
-                "give exactly two of: a toughness (Gc or K_Ic), ell, strength, critical_strain; "
-                f"got {given or 'none'}"
+                "give two of a toughness (Gc or K_Ic), ell, strength (or critical_strain) for AT1/AT2, all three "
+                f"for the cohesive model; got {self.given() or 'none'}"
             )
         return self
 

@@ -22,13 +22,17 @@ from solver.numerics import schemes
 from solver.numerics.petsc import elasticity_options
 from solver.numerics.schemes import Accelerator, StepResult
 from solver.physics import elasticity as el
+from solver.physics import cohesive as cz
 from solver.physics import phasefield as pf
+from solver.physics.failure import failure_fields
 from solver.physics.domain import MeshBundle
 
 
 #: history columns of the damage measures (:meth:`MechanicsProblem.measures`)
-FRACTURE_COLUMNS = ["fracture_energy", "crack_length", "crack_length_sharp", "damaged_fraction", "crack_segments",
-                    "d_max"]
+FRACTURE_COLUMNS = ["fracture_energy", "crack_length", "crack_length_sharp", "damaged_fraction", "band_width_ratio",
+                    "crack_segments", "d_max"]
+#: the damage level of the "damaged" measures (damaged fraction, band width, crack segments)
+DAMAGED = 0.9
 
 
 class MechanicsProblem:
@@ -96,16 +100,17 @@ class MechanicsProblem:
 
         # ---------------------------------------------------------------- damage
         fr = case.fracture
-        self.settings = pf.DamageSettings(fr.model, fr.split, fr.driving_force, fr.residual_stiffness, fr.irreversibility)
+        self.settings = pf.DamageSettings(fr.model, fr.split, fr.driving_force, fr.residual_stiffness, fr.irreversibility,
+                                          fr.softening)
         if self.fracture:
             D = fem.functionspace(domain, ("Lagrange", 1))
             self.d = fem.Function(D, name="damage")
             self.d_prev = fem.Function(D)  # last accepted damage (the irreversibility bound)
             self.d_iter = fem.Function(D)
-            self.chi = fem.Function(Q, name="damageable")
-            self.Gc = fem.Function(Q, name="Gc")
-            self.ell = fem.Function(Q, name="ell")
-            self.failure = self._failure_fields(cell_tags)
+            ff = failure_fields(case, domain, cell_tags, Q)
+            self.chi, self.chi_s, self.Gc, self.ell = ff.chi, ff.chi_s, ff.Gc, ff.ell
+            self.settings.a1 = ff.a1
+            self.failure, self.failure_bands = ff.resolved, ff.bands
             energy = pf.stored_energy(eps_e, lm, mu, self.d, self.chi, self.settings, gdim)
             H = pf.driving_force(eps_e, lm, mu, self.mat.E, self.settings, gdim)
             self.H_hist = None
@@ -117,7 +122,7 @@ class MechanicsProblem:
             fixed = self._fixed_damage_dofs(D, cell_tags)
             self.damage = pf.DamageProblem(self.d, self.d_prev if fr.irreversibility == "bounds" else self._zero(D),
                                            H, self.Gc, self.ell, self.chi, self.settings, fixed, fr.petsc_options,
-                                           dx=self.dxq)
+                                           dx=self.dxq, chi_s=self.chi_s)
             kind = {"staggered": "staggered", "accelerated": "overrelaxed", "anderson": "anderson"}[fr.scheme.type]
             self.accel = Accelerator(kind, fr.scheme.depth, fr.scheme.relaxation, self.comm)
             self._damage_H = H
@@ -175,12 +180,16 @@ class MechanicsProblem:
         self._f_elastic = fem.form(psi * self.dxq)
         self._f_trace = fem.form(ufl.tr(el.strain3(self.u, gdim)) * ufl.dx)
         if self.fracture:
-            self._f_fracture = fem.form(pf.fracture_density(self.d, self.Gc, self.ell, self.chi, fr.model) * self.dxq)
-            self._f_crack = fem.form(pf.crack_density(self.d, self.ell, self.chi, fr.model) * self.dxq)
-            damaged = ufl.conditional(ufl.ge(self.d, 0.9), 1.0, 0.0)
+            self._f_fracture = fem.form(pf.fracture_density(self.d, self.Gc, self.ell, self.chi_s, fr.model) * self.dxq)
+            self._f_crack = fem.form(pf.crack_density(self.d, self.ell, self.chi_s, fr.model) * self.dxq)
+            damaged = ufl.conditional(ufl.ge(self.d, DAMAGED), 1.0, 0.0)  # 3D: by quadrature
             self._f_damaged = fem.form(self.chi * damaged * ufl.dx(metadata={"quadrature_degree": 4}))
             self.damageable_volume = self.comm.allreduce(fem.assemble_scalar(fem.form(self.chi * ufl.dx)), op=MPI.SUM)
-            self._damageable_cells = np.flatnonzero(self.chi.x.array > 0.5).astype(np.int32)
+            n_owned_cells = domain.topology.index_map(tdim).size_local
+            self._damageable_cells = np.flatnonzero(self.chi.x.array[:n_owned_cells] > 0.5).astype(np.int32)
+            self._surface_cells = np.flatnonzero(self.chi_s.x.array[:n_owned_cells] > 0.5).astype(np.int32)
+            # width of the d >= 0.9 region of the optimal 1D profile (the localisation yardstick)
+            self.profile_width = cz.profile_width(fr.model, max(r["ell"] for r in self.failure.values()), DAMAGED)
         # solid-electrolyte cells (matrix, separator, collector-side layer) and particles
         self.se_cells = cell_tags.indices[np.isin(ph, SE_PHASES)]
         self.am_cells = cell_tags.indices[np.isin(ph, AM_PHASES)]
@@ -192,36 +201,10 @@ class MechanicsProblem:
     def _zero(self, D):
         return fem.Function(D)
 
-    def _failure_fields(self, cell_tags) -> dict:
-        """Fill chi, Gc, ell per phase (and the interface band); return the resolved values."""
-        case = self.case
-        fr = case.fracture
-        ph = phase_of_tags(cell_tags.values)
-        resolved = {}
-        for phase in fr.phases:
-            mat = case.materials.of(phase)
-            r = pf.resolve_failure(fr.model, mat.E, mat.nu, mat.fracture)
-            resolved[phase] = r
-            cells = cell_tags.indices[ph == phase]
-            self.chi.x.array[cells] = 1.0
-            self.Gc.x.array[cells] = r["Gc"]
-            self.ell.x.array[cells] = r["ell"]
-        # cells outside the damageable phases: ell must stay positive in the forms
-        ell_ref = max(r["ell"] for r in resolved.values())
-        self.ell.x.array[self.ell.x.array == 0.0] = ell_ref
-        if fr.interface is not None and "electrolyte" in fr.phases:
-            band = _interface_band_cells(self.domain, cell_tags, self.bundle.info, fr.interface.width)
-            self.Gc.x.array[band] = fr.interface.Gc
-            resolved["interface_band"] = {"Gc": fr.interface.Gc, "width": fr.interface.width,
-                                          "cells": int(self.comm.allreduce(len(band), op=MPI.SUM))}
-        for f in (self.chi, self.Gc, self.ell):
-            f.x.scatter_forward()
-        return resolved
-
     def _fixed_damage_dofs(self, D, cell_tags) -> np.ndarray:
-        """Damage DOFs touched only by non-damageable cells (kept at d = 0)."""
+        """Damage DOFs touched only by cells where crack surface costs nothing (kept at d = 0)."""
         tdim = self.domain.topology.dim
-        dam_cells = np.flatnonzero(self.chi.x.array > 0.5).astype(np.int32)
+        dam_cells = np.flatnonzero(self.chi_s.x.array > 0.5).astype(np.int32)
         free = fem.locate_dofs_topological(D, tdim, dam_cells)
         mask = np.ones(D.dofmap.index_map.size_local + D.dofmap.index_map.num_ghosts, dtype=bool)
         mask[free] = False
@@ -283,8 +266,8 @@ class MechanicsProblem:
         n = ufl.FacetNormal(self.domain)
         for tag, p in pressures:
             F_u += p * ufl.inner(n, ufl.TestFunction(V)) * self.ds(tag)
-        damage_energy = (self.chi * pf.degradation(self.d, fr.residual_stiffness) * self._damage_H
-                         + pf.fracture_density(self.d, self.Gc, self.ell, self.chi, fr.model)) * self.dxq
+        damage_energy = (self.chi * self.settings.g(self.d) * self._damage_H
+                         + pf.fracture_density(self.d, self.Gc, self.ell, self.chi_s, fr.model)) * self.dxq
         F_d = ufl.derivative(damage_energy, self.d, ufl.TestFunction(D))
         bc_d = fem.dirichletbc(PETSc.ScalarType(0), self._fixed_damage, D)
         lower = self.d_prev if fr.irreversibility == "bounds" else self._zero(D)
@@ -324,7 +307,8 @@ class MechanicsProblem:
         cols = (["x", "soc", "vol_strain"] if self._am_volume > 0 else []) + ["mean_strain", "sigma1_max_SE"]
         cols += (["sigma_h_min_AM"] if self._am_volume > 0 else []) + ["elastic_energy"]
         if self.fracture:
-            cols += FRACTURE_COLUMNS
+            cols += [c for c in FRACTURE_COLUMNS
+                     if self.gdim == 2 or c not in ("crack_length_sharp", "band_width_ratio")]
         return cols
 
     def measures(self) -> dict:
@@ -344,16 +328,29 @@ class MechanicsProblem:
             out["sigma_h_min_AM"] = 1e3 * sh_am
         out["elastic_energy"] = asum(self._f_elastic)
         if self.fracture:
-            iso = pf.isoline_length_2d(self.domain, self.d, 0.5) if self.gdim == 2 else float("nan")
+            out.update(self._localisation())
             out.update({
                 "fracture_energy": asum(self._f_fracture),
                 "crack_length": asum(self._f_crack),
-                "crack_length_sharp": 0.5 * iso,
-                "damaged_fraction": asum(self._f_damaged) / self.damageable_volume,
-                "crack_segments": pf.crack_components(self.domain, self.d, 0.9, self._damageable_cells),
+                "crack_segments": pf.crack_components(self.domain, self.d, DAMAGED, self._surface_cells),
                 "d_max": comm.allreduce(float(self.d.x.array.max()) if self.d.x.array.size else 0.0, op=MPI.MAX),
             })
         return out
+
+    def _localisation(self) -> dict:
+        """Damaged fraction (d >= 0.9, of the damageable phases); in 2D also the sharp crack
+        length (half the d = 0.5 iso-line) and the band-width ratio: (damaged area / sharp
+        length) over the width of the same region in the optimal 1D profile (1 for a
+        crack as localised as in 1D; 0 before any crack). Areas are exact for P1 damage."""
+        if self.gdim != 2:
+            return {"damaged_fraction": self.comm.allreduce(fem.assemble_scalar(self._f_damaged), op=MPI.SUM)
+                    / self.damageable_volume}
+        sharp = 0.5 * pf.isoline_length_2d(self.domain, self.d, 0.5)
+        area = pf.superlevel_area_2d(self.domain, self.d, DAMAGED, self._surface_cells)
+        area_chi = pf.superlevel_area_2d(self.domain, self.d, DAMAGED, self._damageable_cells)
+        ratio = area / sharp / self.profile_width if sharp > 0.05 * self.profile_width and area > 0 else 0.0
+        return {"crack_length_sharp": sharp, "damaged_fraction": area_chi / self.damageable_volume,
+                "band_width_ratio": ratio}
 
     def checkpoint_functions(self) -> dict:
         """The fields that a checkpoint must hold to continue the run exactly: the
@@ -372,25 +369,3 @@ class MechanicsProblem:
         if self.fracture:
             out["damage"] = self.d.function_space.dofmap.index_map.size_global
         return out
-
-
-def _interface_band_cells(domain, cell_tags, info: dict, width: float) -> np.ndarray:
-    """Electrolyte cells whose midpoint lies within ``width`` of a particle surface."""
-    from meshes.geometry import Particle
-    from meshes.separation import particle_surface_distance
-
-    se = cell_tags.indices[cell_tags.values == mtags.ELECTROLYTE]
-    if len(se) == 0:
-        return se
-    mid = cell_midpoints(domain, se)
-    parts = [Particle.from_dict(p) for p in info["packing"]["particles"]]
-    dist = np.full(len(se), np.inf)
-    for p in parts:
-        dist = np.minimum(dist, particle_surface_distance(p, mid[:, : domain.geometry.dim]))
-    return se[dist <= width].astype(np.int32)
-
-
-def cell_midpoints(domain, cells: np.ndarray) -> np.ndarray:
-    from dolfinx.mesh import compute_midpoints
-
-    return compute_midpoints(domain, domain.topology.dim, cells)

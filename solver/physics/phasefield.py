@@ -1,12 +1,18 @@
-"""Phase-field fracture: AT1/AT2 damage, driving forces, irreversibility, crack measures.
+"""Phase-field fracture: damage, driving forces, irreversibility, crack measures.
 
 Energy (Tanne et al. 2018 convention, ``ell`` as in Pham-Marigo):
 
     E(u, d) = int [ a(d) psi_plus(eps_e) + psi_minus(eps_e) ] dx
-            + int_damageable Gc / c_w ( w(d) / ell + ell |grad d|^2 ) dx
+            + int_surface Gc / c_w ( w(d) / ell + ell |grad d|^2 ) dx
 
-with a(d) = (1 - d)^2 + k_res in the damageable phases (1 elsewhere),
-AT1: w(d) = d, c_w = 8/3 (elastic phase, needs d >= 0); AT2: w(d) = d^2, c_w = 2.
+with a(d) the degradation in the damageable phases (1 elsewhere):
+AT1: a = (1 - d)^2 + k_res, w(d) = d, c_w = 8/3 (elastic phase, needs d >= 0);
+AT2: a = (1 - d)^2 + k_res, w(d) = d^2, c_w = 2;
+cohesive (PF-CZM): a = rational g(d) of :mod:`solver.physics.cohesive`, w(d) = 2 d - d^2,
+c_w = pi (elastic phase up to the strength f_t, needs d >= 0).
+The surface term covers the damageable phases and a band of the neighbouring phases as
+wide as the damage profile's support, so a crack along a phase boundary pays its whole
+profile (without the band it would pay half).
 
 The damage sub-problem at fixed displacement minimises
 
@@ -37,53 +43,25 @@ from petsc4py import PETSc
 
 from solver.numerics.petsc import DAMAGE_OPTIONS
 from solver.physics import elasticity as el
-
-CW = {"AT1": 8.0 / 3.0, "AT2": 2.0}
-
+from solver.physics.cohesive import CW, SOFTENING
 
 def w(d, model: str):
-    return d if model == "AT1" else d**2
-
-
-def degradation(d, k_res: float):
-    return (1.0 - d) ** 2 + k_res
-
-
-def homogeneous_strength(model: str, E: float, Gc: float, ell: float) -> float:
-    """Peak stress of the homogeneous 1D solution (docs/verification.md)."""
+    """Crack geometric function: AT1 d, AT2 d^2, cohesive 2 d - d^2."""
     if model == "AT1":
-        return float(np.sqrt(3.0 * Gc * E / (8.0 * ell)))
-    return float(3.0 * np.sqrt(3.0) / 16.0 * np.sqrt(E * Gc / ell))
+        return d
+    if model == "AT2":
+        return d**2
+    return 2.0 * d - d**2
 
 
-def ell_from_strength(model: str, E: float, Gc: float, strength: float) -> float:
-    c = 3.0 / 8.0 if model == "AT1" else 27.0 / 256.0
-    return c * E * Gc / strength**2
-
-
-def Gc_from_strength(model: str, E: float, ell: float, strength: float) -> float:
-    c = 3.0 / 8.0 if model == "AT1" else 27.0 / 256.0
-    return strength**2 * ell / (c * E)
-
-
-def resolve_failure(model: str, E: float, nu: float, spec) -> dict:
-    """Turn a FailureSpec (internal units) into {Gc, ell, strength}.
-
-    Any two of toughness (Gc or K_Ic), ell, strength (or critical_strain E*eps_c)
-    determine the third through the homogeneous solution."""
-    Gc = spec.Gc
-    if Gc is None and spec.K_Ic is not None:
-        Gc = spec.K_Ic**2 * (1.0 - nu**2) / E  # plane strain
-    strength = spec.strength
-    if strength is None and spec.critical_strain is not None:
-        strength = E * spec.critical_strain
-    ell = spec.ell
-    if ell is None:
-        ell = ell_from_strength(model, E, Gc, strength)
-    elif Gc is None:
-        Gc = Gc_from_strength(model, E, ell, strength)
-    strength = homogeneous_strength(model, E, Gc, ell)
-    return {"Gc": Gc, "ell": ell, "strength": strength, "critical_strain": strength / E}
+def degradation(d, k_res: float, softening: str | None = None, a1=None):
+    """Stiffness degradation: (1 - d)^2 + k_res (AT1/AT2), or the rational function of the
+    cohesive model (``softening`` and its DG0 coefficient ``a1``) plus k_res."""
+    if softening is None:
+        return (1.0 - d) ** 2 + k_res
+    p, a2, a3 = SOFTENING[softening]
+    num = (1.0 - d) ** 2 if p == 2.0 else ufl.max_value(1.0 - d, 0.0) ** p  # no NaN from d > 1 by round-off
+    return num / (num + a1 * d * (1.0 + a2 * d + a2 * a3 * d**2)) + k_res
 
 
 @dataclass
@@ -93,9 +71,21 @@ class DamageSettings:
     driving_force: str = "rankine"
     residual_stiffness: float = 1e-6
     irreversibility: str = "bounds"
+    softening: str = "linear"
+    a1: object = None  # cohesive: the DG0 field of a1 = 4 l_ch / (pi ell)
+
+    def g(self, d):
+        """The degradation function of these settings."""
+        if self.model != "cohesive":
+            return degradation(d, self.residual_stiffness)
+        return degradation(d, self.residual_stiffness, self.softening, self.a1)
 
 
 def driving_force(eps_e, lmbda, mu, E, s: DamageSettings, gdim: int):
+    """The crack driving force H of the damage problem. With ``rankine``, E is the modulus
+    of the 1D theory: Young's modulus for AT1/AT2, lambda + 2 mu for the cohesive model."""
+    if s.model == "cohesive" and s.driving_force == "rankine":
+        E = lmbda + 2.0 * mu
     if s.driving_force == "energy":
         plus, _ = el.split_energy(eps_e, lmbda, mu, s.split, gdim)
         return plus
@@ -108,7 +98,7 @@ def driving_force(eps_e, lmbda, mu, E, s: DamageSettings, gdim: int):
 def stored_energy(eps_e, lmbda, mu, d, chi, s: DamageSettings, gdim: int):
     """Elastic energy density with the damage degradation (chi = 1 where damageable)."""
     plus, minus = el.split_energy(eps_e, lmbda, mu, s.split, gdim)
-    a = chi * degradation(d, s.residual_stiffness) + (1.0 - chi)
+    a = chi * s.g(d) + (1.0 - chi)
     return a * plus + minus
 
 
@@ -128,7 +118,11 @@ class DamageProblem:
         d: damage function (P1).
         lower: function holding the lower bound (last accepted damage, or 0).
         H: crack driving force (UFL expression of the displacement).
-        Gc, ell, chi: DG0 fields (toughness, length, damageable indicator).
+        Gc, ell, chi: DG0 fields (toughness, length, degraded indicator: 1 where damage
+            softens the material and the driving force acts).
+        chi_s: DG0 indicator of where crack surface costs energy (default ``chi``): the
+            degraded phases and a band of the neighbouring phases as wide as the damage
+            profile, so that a crack along a phase boundary pays its whole profile.
         fixed_dofs: damage DOFs that must stay 0 (interior of non-damageable phases).
         dx: integration measure (default ``ufl.dx``; the coupled problem passes one with
             a fixed quadrature degree: the driving forces are not polynomials and UFL
@@ -136,15 +130,16 @@ class DamageProblem:
     """
 
     def __init__(self, d: fem.Function, lower: fem.Function, H, Gc, ell, chi, settings: DamageSettings,
-                 fixed_dofs: np.ndarray, petsc_options: dict, prefix: str = "ssbfrac_damage_", dx=None):
+                 fixed_dofs: np.ndarray, petsc_options: dict, prefix: str = "ssbfrac_damage_", dx=None,
+                 chi_s=None):
         from dolfinx.fem.petsc import NonlinearProblem
 
         self.d = d
         self.lower = lower
         D = d.function_space
         dx = dx if dx is not None else ufl.dx
-        energy = (chi * degradation(d, settings.residual_stiffness) * H
-                  + fracture_density(d, Gc, ell, chi, settings.model)) * dx
+        chi_s = chi if chi_s is None else chi_s
+        energy = (chi * settings.g(d) * H + fracture_density(d, Gc, ell, chi_s, settings.model)) * dx
         F = ufl.derivative(energy, d, ufl.TestFunction(D))
         J = ufl.derivative(F, d, ufl.TrialFunction(D))
         bc = fem.dirichletbc(PETSc.ScalarType(0), fixed_dofs, D)
@@ -186,6 +181,28 @@ class DamageProblem:
 
 
 # ----------------------------------------------------------------------------- crack measures
+def superlevel_area_2d(domain, d: fem.Function, level: float, cells: np.ndarray) -> float:
+    """Exact area of {d >= level} of a P1 field over the given owned triangles (global).
+
+    Per triangle with vertex values sorted v0 >= v1 >= v2: one vertex above the level
+    cuts off a corner triangle of area fraction t01 t02 (t_ij = (v_i - level)/(v_i - v_j));
+    two above leave 1 - s20 s21 with s2j = (level - v2)/(v_j - v2)."""
+    if len(cells) == 0:
+        return domain.comm.allreduce(0.0, op=MPI.SUM)
+    x = domain.geometry.x[:, :2]
+    p = x[domain.geometry.dofmap[cells]]
+    area = 0.5 * np.abs((p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1])
+                        - (p[:, 2, 0] - p[:, 0, 0]) * (p[:, 1, 1] - p[:, 0, 1]))
+    v = -np.sort(-d.x.array[d.function_space.dofmap.list[cells]], axis=1)
+    k = (v >= level).sum(axis=1)
+    frac = (k == 3).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        one = (v[:, 0] - level) ** 2 / ((v[:, 0] - v[:, 1]) * (v[:, 0] - v[:, 2]))
+        two = 1.0 - (level - v[:, 2]) ** 2 / ((v[:, 0] - v[:, 2]) * (v[:, 1] - v[:, 2]))
+    frac = np.where(k == 1, one, np.where(k == 2, two, frac))
+    return domain.comm.allreduce(float((area * frac).sum()), op=MPI.SUM)
+
+
 def isoline_length_2d(domain, d: fem.Function, level: float) -> float:
     """Length of the level set {d = level} of a P1 field on a triangle mesh (global)."""
     tdim = domain.topology.dim

@@ -69,8 +69,9 @@ def write_summary(out: Path, case, bundle, mech, stepper, recorder, book: dict, 
     if hasattr(stepper, "ec"):
         summary["cell"] = cell_summary(stepper.ec)
     if mech.fracture:
-        summary["failure_properties"] = failure_si(mech.failure)
+        summary["failure_properties"] = failure_si(mech.failure, mech.failure_bands, case.fracture)
         summary["stages"] = _stages(out / "history.csv", comm)
+        summary["localisation"] = _localisation(out / "history.csv", comm)
     write_json(out / COMPLETION_MARKER, summary, comm)
 
 
@@ -96,15 +97,24 @@ def cell_summary(ec) -> dict:
     }
 
 
-def failure_si(resolved: dict) -> dict:
-    """Resolved failure properties, back in SI units, per phase."""
-    out = {}
+def failure_si(resolved: dict, bands: dict, fracture) -> dict:
+    """Resolved failure properties (per phase) and the bands along phase boundaries, back
+    in SI units, with the model that used them."""
+    out = {"model": fracture.model}
+    if fracture.model == "cohesive":
+        out["softening"] = fracture.softening
     for phase, r in resolved.items():
-        if phase == "interface_band":
-            out[phase] = {"Gc_J_m2": r["Gc"] * 1e3, "width_m": r["width"] * 1e-6, "cells": r["cells"]}
-        else:
-            out[phase] = {"Gc_J_m2": r["Gc"] * 1e3, "ell_m": r["ell"] * 1e-6, "strength_Pa": r["strength"] * 1e9,
-                          "critical_strain": r["critical_strain"]}
+        out[phase] = {"Gc_J_m2": r["Gc"] * 1e3, "ell_m": r["ell"] * 1e-6, "strength_Pa": r["strength"] * 1e9,
+                      "critical_strain": r["critical_strain"]}
+        if "l_ch" in r:
+            out[phase].update(band_modulus_Pa=r["E_c"] * 1e9, irwin_length_m=r["l_ch"] * 1e-6, a1=r["a1"],
+                              ell_max_m=r["ell_max"] * 1e-6)
+    for name, b in bands.items():
+        out[name] = {"width_m": b["width"] * 1e-6, "cells": b["cells"]}
+        if "Gc" in b:
+            out[name]["Gc_J_m2"] = b["Gc"] * 1e3
+        if "strength" in b:
+            out[name]["strength_Pa"] = b["strength"] * 1e9
     return out
 
 
@@ -117,6 +127,19 @@ def _stages(history_csv: Path, comm: MPI.Comm) -> dict | None:
             result = detect_stages_from_history(history_csv)
         except Exception as exc:  # stage detection must never lose a finished run
             result = {"error": f"{type(exc).__name__}: {exc}"}
+    return comm.bcast(result, root=0)
+
+
+def _localisation(history_csv: Path, comm: MPI.Comm) -> dict | None:
+    result = None
+    if comm.rank == 0:
+        try:
+            from postprocess.history import read_accepted_history
+            from postprocess.localisation import localisation
+
+            result = localisation(read_accepted_history(history_csv))
+        except Exception as exc:  # never lose a finished run to a measure
+            result = {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
     return comm.bcast(result, root=0)
 
 

@@ -32,6 +32,12 @@ def refused(data: dict, sets, source: str = "case.yaml") -> str:
     return str(err.value)
 
 
+#: a cohesive fracture set-up of the small case (E_SE 20 GPa: Irwin's length 0.53 um, the
+#: largest ell 0.34 um with linear softening, 0.21 um with exponential softening)
+CZ = ["fracture.enabled=true", "fracture.model=cohesive", "geometry.mesh.size=0.1e-6",
+      "geometry.mesh.interface_size=0.1e-6", "materials.electrolyte.fracture={K_Ic: 0.23e6, strength: 0.35e9, ell: 0.25e-6}"]
+
+
 # ----------------------------------------------------------------------------- schema values
 # (overrides, field named in the message, fragment of the message); on the small case
 SCHEMA = [
@@ -216,6 +222,23 @@ SCHEMA = [
     ("fracture.adaptive.max_crack_growth=-1", "fracture.adaptive.max_crack_growth", "greater than or equal to 1e-09 m"),
     ("fracture.adaptive.enabled=no thanks", "fracture.adaptive.enabled", "true or false"),
     (["fracture.enabled=true", "fracture.phases=[active]"], "fracture.phases", "materials.active.fracture is not given"),
+    # the cohesive model: its failure data, its largest ell (Irwin's length) and the mesh
+    (CZ + ["materials.electrolyte.fracture.ell=0.5e-6"], "materials.electrolyte.fracture.ell",
+     "largest ell the linear softening law can represent"),
+    (CZ + ["fracture.softening=exponential", "materials.electrolyte.fracture.ell=0.3e-6"],
+     "materials.electrolyte.fracture.ell", "largest ell the exponential softening law"),
+    (CZ + ["geometry.mesh.size=0.2e-6"], "materials.electrolyte.fracture.ell", "at least 2 element sizes"),
+    (CZ + ["materials.electrolyte.fracture={K_Ic: 0.23e6, strength: 0.35e9}"], "materials.electrolyte.fracture",
+     "missing: ell"),
+    (CZ + ["materials.electrolyte.fracture={critical_strain: 0.019, ell: 0.25e-6}"],
+     "materials.electrolyte.fracture", "missing: Gc or K_Ic"),
+    (CZ + ["fracture.model=AT1"], "materials.electrolyte.fracture", "exactly two"),
+    (CZ + ["fracture.interface={width: 0.1e-6, Gc: 1.0}"], "fracture.interface.width", "follows ell"),
+    (CZ + ["fracture.model=AT2", "materials.electrolyte.fracture={Gc: 2.6, ell: 0.25e-6}",
+           "fracture.interface={Gc: 1.0, strength: 0.1e9}"], "fracture.interface.strength", "only the cohesive"),
+    (CZ + ["fracture.interface={Gc: 0.1, strength: 0.35e9}"], "materials.electrolyte.fracture.ell",
+     "the interface's Gc"),
+    (CZ + ["fracture.softening=bilinear"], "fracture.softening", "cornelissen"),
     # output
     ("output.fields_every=-1", "output.fields_every", "greater than or equal to 0"),
     ("output.progress=loud", "output.progress", "auto"),

@@ -51,7 +51,7 @@ BAD = [
     ("name", "'has spaces'", "name", "pattern"),
     ("fracture.model", "AT3", "fracture.model", "AT1"),
     ("fracture.scheme.tolerance", "0", "fracture.scheme.tolerance", "greater than or equal to 1e-12"),
-    ("materials.electrolyte.fracture", "{Gc: 4.0}", "materials.electrolyte.fracture", "exactly two"),
+    ("materials.electrolyte.fracture", "{Gc: 4.0}", "materials.electrolyte.fracture", "give two of"),
     ("materials.electrolyte.fracture", "{Gc: 4.0, K_Ic: 1e6}", "materials.electrolyte.fracture", "either Gc or K_Ic"),
     ("fracture.phases", "[active]", "(top level)", "materials.active.fracture is not given"),
 ]
