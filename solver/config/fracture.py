@@ -76,7 +76,7 @@ class Fracture(Schema):
 
     enabled: bool = Field(False, description="solve for damage")
     model: Literal["AT1", "AT2", "cohesive"] = Field(
-        "AT1", description="AT1 (elastic phase, strength tied to ell), AT2, or cohesive: the phase-field "
+        "cohesive", description="AT1 (elastic phase, strength tied to ell), AT2, or cohesive: the phase-field "
         "regularised cohesive zone model (strength and toughness as measured, ell a regularisation)")
     softening: Literal["linear", "exponential", "cornelissen"] = Field(
         "linear", description="cohesive: the softening (traction-separation) law")

@@ -179,6 +179,12 @@ def expand_named_materials(data: dict) -> dict:
     return data
 
 
+def _default_model() -> str:
+    from solver.config.fracture import Fracture
+
+    return Fracture.model_fields["model"].default
+
+
 def missing_for(data: dict) -> list[tuple[str, str, str]]:
     """(field path, material set, property) of values that an expanded case needs but
     neither its set nor the case gives: E and nu of every phase; the failure properties
@@ -187,6 +193,7 @@ def missing_for(data: dict) -> list[tuple[str, str, str]]:
     mats = data.get("materials") or {}
     frac = data.get("fracture") or {}
     cracking = frac.get("phases", ["electrolyte"]) if frac.get("enabled") else []
+    cohesive = frac.get("model", _default_model()) == "cohesive"
     for phase, entry in mats.items() if isinstance(mats, dict) else ():
         if not isinstance(entry, dict) or entry.get("use") is None:
             continue
@@ -197,7 +204,10 @@ def missing_for(data: dict) -> list[tuple[str, str, str]]:
             f = entry.get("fracture") or {}
             if "Gc" not in f and "K_Ic" not in f:
                 out.append((f"materials.{phase}.fracture", entry["use"], "K_Ic or Gc (fracture toughness)"))
-            if "strength" not in f and "critical_strain" not in f and "ell" not in f:
+            strength = "strength" in f or "critical_strain" in f
+            if cohesive and not strength:  # the cohesive model takes strength and ell both
+                out.append((f"materials.{phase}.fracture.strength", entry["use"], "strength (tensile strength)"))
+            elif not cohesive and not strength and "ell" not in f:
                 out.append((f"materials.{phase}.fracture.strength", entry["use"], "strength"))
         if phase in ("active", "active_b") and "expansion_table" not in entry and "expansion" not in entry:
             out.append((f"materials.{phase}.expansion", entry["use"], "expansion (chemical strain)"))

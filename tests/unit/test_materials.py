@@ -50,12 +50,13 @@ def test_unknown_and_malformed_names_are_refused():
 
 def test_a_case_uses_sets_by_name_and_overrides_fields():
     case = Case.from_yaml(DEFAULT)
-    c = case.with_overrides({"materials.electrolyte": {"use": "llzo_al", "fracture": {"strength": None, "ell": 0.25e-6}},
+    c = case.with_overrides({"materials.electrolyte": {"use": "llzo_al", "fracture": {"ell": 0.25e-6}},
                              "materials.active": {"use": "nmc811", "E": 180e9, "nu": 0.3},
                              "loading.active": {"use": "nmc811", "kinetics": {"k0": 5.0}},
                              "loading.electrolyte": "llzo_al"})
     el = c.materials.electrolyte
-    assert (el.use, el.E, el.nu, el.fracture.K_Ic, el.fracture.ell) == ("llzo_al", 149.8e9, 0.26, 1.25e6, 0.25e-6)
+    assert (el.use, el.E, el.nu, el.fracture.K_Ic, el.fracture.strength, el.fracture.ell) == (
+        "llzo_al", 149.8e9, 0.26, 1.25e6, 150e6, 0.25e-6)
     assert "llzo_al" in el.source and "doi:" in el.source
     am = c.materials.active
     assert (am.E, am.nu, am.expansion_table.x, am.expansion_table.strain) == (180e9, 0.3, [0.25, 1.0], [-0.0702, 0.0])
