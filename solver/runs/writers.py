@@ -63,8 +63,9 @@ class FieldWriter:
     function degree to match the mesh, so higher-degree fields are interpolated.
     ``append``: continue an existing series (the mesh is not written again; the new time
     steps follow the old ones in the same temporal collections, which ParaView reads as
-    one series). :meth:`reopen` closes and reopens the file, which leaves the HDF5 file
-    consistent on disk (done at every checkpoint). After every output, rank 0 rewrites
+    one series). After the mesh and after every output the file is closed and opened
+    again (:meth:`reopen`), which leaves the HDF5 file consistent on disk: a run killed
+    while writing loses at most the output under way. After every output, rank 0 rewrites
     the merged series next to the file (:func:`merge_xdmf`: ``fields_merged.xdmf``, one
     dataset with every field for ParaView). ``vtx_path``: also write the same functions
     as an ADIOS2 VTX series (``*.bp``, the *ADIOS2VTXReader* of a ParaView built with
@@ -91,6 +92,7 @@ class FieldWriter:
         self.file = self._open("a" if append else "w")
         if not append:
             self.file.write_mesh(domain)
+            self.reopen()
         self.vtx = None
         if vtx_path is not None:
             from dolfinx.io import VTXWriter
@@ -115,6 +117,7 @@ class FieldWriter:
             if dst is not src:
                 dst.interpolate(src)
             self.file.write_function(dst, t)
+        self.reopen()
         if self._comm.rank == 0:  # DOLFINx has written the XML of fields.xdmf on rank 0
             merge_xdmf(self.path)
         if self.vtx is not None:
