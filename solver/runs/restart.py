@@ -143,9 +143,9 @@ def cut_back_outputs(out: Path, book: dict, cycling: bool, comm: MPI.Comm) -> No
 
 
 def _replace_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines))
-    os.replace(tmp, path)
+    from solver.runs.writers import write_text_atomic
+
+    write_text_atomic(path, "".join(lines))
 
 
 def _cut_csv(path: Path, rows: int) -> None:

@@ -275,12 +275,18 @@ def read_history(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename: a process killed meanwhile
+    leaves the old file or the new one, never a part of it."""
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_json(path: Path, data: dict, comm: MPI.Comm) -> None:
-    """Write JSON atomically (temporary file + rename) on rank 0."""
+    """Write JSON atomically (:func:`write_text_atomic`) on rank 0."""
     if comm.rank == 0:
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, default=_json_default))
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(data, indent=1, default=_json_default))
     comm.barrier()
 
 
