@@ -30,7 +30,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-
 from conftest import ROOT, ssbfrac_cmd, subprocess_env
 
 FRACTURE = ROOT / "tests" / "data" / "fracture_small.yaml"
@@ -38,11 +37,11 @@ RUNS = ["seed=4", "seed=5"]
 SETTINGS = ["loading.steps: 6", "loading.path: [0.0, 0.6]", "geometry.mesh.size: 0.3e-6",
             "geometry.mesh.interface_size: 0.2e-6", "output.fields_every: 1", "output.checkpoint_every: 2"]
 #: launches with kills; the sweep is then launched in peace until it is done
-CHAOS_LAUNCHES = 4
-#: (trigger, signal) of the kills: every kind at least once, in an order the seed shuffles
+CHAOS_LAUNCHES = 3
+#: (trigger, signal) of the kills, one per run and launch: the first, then the others in an
+#: order the seed shuffles
 KILLS = [("fields", signal.SIGKILL), ("checkpoint", signal.SIGKILL), ("rows", signal.SIGTERM),
-         ("time", signal.SIGKILL), ("fields", signal.SIGTERM), ("rows", signal.SIGKILL),
-         ("time", signal.SIGTERM), ("checkpoint", signal.SIGTERM)]
+         ("time", signal.SIGKILL), ("fields", signal.SIGTERM), ("rows", signal.SIGKILL)]
 
 
 def write_sweep(tmp: Path) -> Path:
@@ -54,7 +53,7 @@ def write_sweep(tmp: Path) -> Path:
 
 def sweep(path: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(ssbfrac_cmd() + ["sweep", str(path), "--out", str(out), *extra], capture_output=True,
-                          text=True, env=subprocess_env(), timeout=300)
+                          text=True, env=subprocess_env(), timeout=300, check=False)
 
 
 def running_pid(out: Path, name: str) -> int | None:
@@ -157,7 +156,7 @@ def test_a_sweep_killed_at_random_moments_ends_as_if_never_interrupted(tmp_path)
     r = sweep(path, ref)
     assert r.returncode == 0, r.stdout + r.stderr
 
-    kills = rng.sample(KILLS, len(KILLS))
+    kills = KILLS[:1] + rng.sample(KILLS[1:], len(KILLS) - 1)  # the first: a run killed while writing fields
     fired, launches, killed_name, r = [], 0, None, None
     while True:
         chaos = launches < CHAOS_LAUNCHES
@@ -166,7 +165,7 @@ def test_a_sweep_killed_at_random_moments_ends_as_if_never_interrupted(tmp_path)
         if chaos:
             for name in RUNS:
                 if not (out / name / "summary.json").exists():
-                    kind, sig = kills.pop() if kills else (rng.choice(["time", "rows", "fields"]), signal.SIGKILL)
+                    kind, sig = kills.pop(0) if kills else (rng.choice(["time", "rows", "fields"]), signal.SIGKILL)
                     trigger = {"time": (kind, rng.uniform(0.5, 6.0)), "rows": (kind, rng.randint(1, 9))}.get(kind, (kind,))
                     killers.append(Killer(out, name, trigger, sig, done))
         for k in killers:
@@ -201,11 +200,12 @@ def test_a_sweep_killed_at_random_moments_ends_as_if_never_interrupted(tmp_path)
     assert incomplete.exists(), context
     accepted = int(read_history(incomplete / "history.csv")["accepted"].sum())
     ff = read_field_file(incomplete / "fields.h5")
-    assert accepted - 1 <= len(ff.times) <= accepted, (accepted, ff.times, ff.incomplete, context)
+    # every output before the one cut (a kill during a restart's cut-back may leave more outputs than rows)
+    assert len(ff.times) >= accepted - 1, (accepted, ff.times, ff.incomplete, context)
     reference = series_times(ref / killed_name / "fields.xdmf")["damage"]
     assert np.allclose(ff.times, reference[:len(ff.times)], rtol=1e-9), (ff.times, reference, context)
     r = subprocess.run(ssbfrac_cmd() + ["post", str(incomplete), "--steps", "-1", "--formats", "png"],
-                       capture_output=True, text=True, env=subprocess_env(), timeout=120)
+                       capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False)
     assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr + context
     assert (incomplete / "plots" / f"fields_{len(ff.times) - 1:04d}.png").exists(), r.stdout + context
     if ff.incomplete:
