@@ -28,13 +28,17 @@ def time_of_key(key: str) -> float:
 
 @dataclass
 class FieldFile:
-    """The mesh and the time series of a fields.h5 (values are read on demand)."""
+    """The mesh and the time series of a fields.h5 (values are read on demand).
+
+    ``incomplete``: output times that not every function reached, what a run killed while
+    writing an output leaves; they are left out of ``times``."""
 
     path: Path
     points: np.ndarray          # (n_points, gdim), um
     cells: np.ndarray           # (n_cells, nodes per cell)
-    times: list[float]          # every output time (s), sorted
+    times: list[float]          # every complete output time (s), sorted
     keys: dict[str, dict[float, str]] = field(default_factory=dict)  # name -> time -> HDF5 key
+    incomplete: list[float] = field(default_factory=list)
 
     @property
     def gdim(self) -> int:
@@ -51,8 +55,11 @@ class FieldFile:
             raise PostprocessError(f"{self.path}: no function {name!r}; functions are {sorted(self.keys)}")
         if time not in self.keys[name]:
             raise PostprocessError(f"{self.path}: function {name!r} has no output at t = {time:g} s")
-        with h5py.File(self.path, "r", locking=False) as h5:
-            data = np.asarray(h5[f"Function/{name}/{self.keys[name][time]}"][...], dtype=float)
+        try:
+            with h5py.File(self.path, "r", locking=False) as h5:
+                data = np.asarray(h5[f"Function/{name}/{self.keys[name][time]}"][...], dtype=float)
+        except (OSError, KeyError) as exc:
+            raise PostprocessError(f"{self.path}: function {name!r} at t = {time:g} s cannot be read: {exc}") from None
         data = data[:, 0] if data.ndim == 2 and data.shape[1] == 1 else data
         if data.shape[0] == self.points.shape[0]:
             return data, "point"
@@ -63,7 +70,9 @@ class FieldFile:
 
 
 def read_field_file(path: str | Path) -> FieldFile:
-    """Open a DOLFINx fields.h5 (see the module docstring); errors name the file."""
+    """Open a DOLFINx fields.h5 (see the module docstring); errors name the file. Output
+    times that are not complete (a run killed while writing them) are left out and
+    listed in ``incomplete``."""
     import h5py
 
     path = Path(path)
@@ -72,19 +81,27 @@ def read_field_file(path: str | Path) -> FieldFile:
     try:  # no file locking: a running simulation may hold the file open for writing
         h5 = h5py.File(path, "r", locking=False)
     except OSError as exc:
-        raise PostprocessError(f"{path}: not a readable HDF5 file: {exc}") from None
-    with h5:
-        for needed in ("Mesh/mesh/geometry", "Mesh/mesh/topology"):
-            if needed not in h5:
-                raise PostprocessError(f"{path}: no /{needed}: not a DOLFINx XDMF/HDF5 field file")
-        points = np.asarray(h5["Mesh/mesh/geometry"][...], dtype=float)
-        cells = np.asarray(h5["Mesh/mesh/topology"][...], dtype=np.int64)
-        keys: dict[str, dict[float, str]] = {}
-        if "Function" in h5:
-            for name, group in h5["Function"].items():
-                keys[name] = {time_of_key(k): k for k in group.keys()}
-    times = sorted({t for per in keys.values() for t in per})
-    return FieldFile(path, points, cells, times, keys)
+        raise PostprocessError(f"{path}: not a readable HDF5 file (as a run killed before its first "
+                               f"field output leaves it): {exc}") from None
+    try:
+        with h5:
+            for needed in ("Mesh/mesh/geometry", "Mesh/mesh/topology"):
+                if needed not in h5:
+                    raise PostprocessError(f"{path}: no /{needed}: not a DOLFINx XDMF/HDF5 field file")
+            points = np.asarray(h5["Mesh/mesh/geometry"][...], dtype=float)
+            cells = np.asarray(h5["Mesh/mesh/topology"][...], dtype=np.int64)
+            keys: dict[str, dict[float, str]] = {}
+            for name, group in (h5["Function"].items() if "Function" in h5 else []):
+                keys[name] = {time_of_key(k): k for k, d in group.items() if isinstance(d, h5py.Dataset)}
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise PostprocessError(f"{path}: cannot be read: {exc}") from None
+    every = sorted({t for per in keys.values() for t in per})
+    times = [t for t in every if all(t in per for per in keys.values())]
+    incomplete = [t for t in every if t not in times]
+    for per in keys.values():
+        for t in incomplete:
+            per.pop(t, None)
+    return FieldFile(path, points, cells, times, keys, incomplete)
 
 
 def select_outputs(requested: list[str] | None, count: int, source: Path) -> list[int]:

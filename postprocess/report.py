@@ -111,7 +111,14 @@ def _field_figures(run_dir: Path, out: Path, steps, history, formats, figures, s
     if not h5.exists():
         skipped["fields"] = f"{h5} not found"
         return skipped["fields"]
-    ff = read_field_file(h5)
+    try:
+        ff = read_field_file(h5)
+    except PostprocessError as exc:
+        skipped["fields"] = str(exc)
+        return skipped["fields"]
+    if ff.incomplete:
+        skipped["fields at t = " + ", ".join(f"{t:g}" for t in ff.incomplete) + " s"] = (
+            f"incomplete in {h5.name} (the run stopped while writing it); the outputs before it are read")
     if ff.gdim != 2:
         skipped["fields"] = "3D run: use `ssbfrac paraview` for field pictures"
         return skipped["fields"]

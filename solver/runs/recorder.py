@@ -107,11 +107,14 @@ class Recorder:
                 self.write_fields(row["time"])
 
     def book(self) -> dict:
-        """The bookkeeping for a checkpoint; the field file is closed and opened again
-        first, so that it is consistent on disk with the checkpoint."""
-        self.writer.reopen()
+        """The bookkeeping for a checkpoint, with the text of the field series' XDMF file
+        (``field_xml``, rank 0): a restart puts it back if a kill cut the file short. The
+        field files are consistent on disk after every output (:class:`FieldWriter`)."""
+        xml = None
+        if self.comm.rank == 0 and self.writer.path.is_file():
+            xml = self.writer.path.read_text(errors="replace")
         self._book.update(history_rows=self.rows, field_outputs=self.field_outputs, file_outputs=self.file_outputs,
-                          accepted=self.accepted, last=dict(self.last))
+                          accepted=self.accepted, last=dict(self.last), field_xml=xml)
         return self._book
 
     def close(self) -> None:

@@ -124,6 +124,10 @@ def cut_back_outputs(out: Path, book: dict, cycling: bool, comm: MPI.Comm) -> No
             _cut_csv(out / "history.csv", book["history_rows"])
             if cycling:
                 _cut_profiles(out / "profiles.csv", book["accepted"])
+            repaired = repair_series(out / files[-1], in_file, book.get("field_xml"))
+            if repaired is not None:
+                print(f"[restart] {out / files[-1]}: {repaired} (the run was stopped while writing it): "
+                      f"put back as it was at the checkpoint", flush=True)
             why = cut_fields(out / files[-1], in_file)
             if why is not None:
                 files.append(f"fields_restart{len(files)}.xdmf")
@@ -139,9 +143,9 @@ def cut_back_outputs(out: Path, book: dict, cycling: bool, comm: MPI.Comm) -> No
 
 
 def _replace_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines))
-    os.replace(tmp, path)
+    from solver.runs.writers import write_text_atomic
+
+    write_text_atomic(path, "".join(lines))
 
 
 def _cut_csv(path: Path, rows: int) -> None:
@@ -166,12 +170,63 @@ def _cut_profiles(path: Path, accepted: int) -> None:
 _XINCLUDE = "https://www.w3.org/2001/XInclude"
 
 
+def _temporal_series(text: str, name: str, keep: int):
+    """(XML tree, its temporal collections) of the XDMF ``text`` when every collection has
+    at least ``keep`` time steps, else (None, why not)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        return None, f"{name} does not parse: {exc}"
+    domain = root.find("Domain")
+    series = [g for g in (domain.findall("Grid") if domain is not None else [])
+              if g.get("CollectionType") == "Temporal"]
+    if not series:
+        return None, f"{name} holds no time series"
+    for collection in series:
+        steps = len(collection.findall("Grid"))
+        if steps < keep:
+            return None, f"{steps} time steps of '{collection.get('Name')}', the checkpoint expects {keep}"
+    return ET.ElementTree(root), series
+
+
+def _write_tree(tree, path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    ET.register_namespace("xi", _XINCLUDE)
+    tmp = path.with_name(path.name + ".tmp")
+    tree.write(tmp, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, path)
+
+
+def repair_series(xdmf: Path, keep: int, saved: str | None) -> str | None:
+    """Put back the XDMF text of a field series as it was at the checkpoint (``saved``)
+    when the file on disk cannot continue it: DOLFINx rewrites the file at every output,
+    and a run killed meanwhile leaves it cut short or empty. Returns what was wrong with
+    the file (it is then replaced), or None (nothing done: the file is fine, or there is
+    no usable saved text)."""
+    if not saved or keep == 0:
+        return None
+    try:
+        text = xdmf.read_text(errors="replace")
+    except OSError as exc:
+        text, why = None, f"{xdmf.name} cannot be read ({exc.strerror or exc})"
+    if text is not None:
+        tree, why = _temporal_series(text, xdmf.name, keep)
+        if tree is not None:
+            return None
+    tree, _ = _temporal_series(saved, xdmf.name, keep)
+    if tree is None:
+        return None
+    _write_tree(tree, xdmf)
+    return why
+
+
 def cut_fields(xdmf: Path, keep: int) -> str | None:
     """Cut an XDMF time series (DOLFINx layout: one temporal collection per function) back
     to its first ``keep`` time steps and delete the HDF5 datasets of the others. Returns
     None, or why the series cannot be continued (then nothing is changed)."""
-    import xml.etree.ElementTree as ET
-
     import h5py
 
     h5 = xdmf.with_suffix(".h5")
@@ -179,15 +234,9 @@ def cut_fields(xdmf: Path, keep: int) -> str | None:
         return "no time step in it yet"
     if not xdmf.is_file() or not h5.is_file():
         return f"{xdmf.name} or {h5.name} is missing"
-    try:
-        tree = ET.parse(xdmf)
-    except ET.ParseError as exc:
-        return f"{xdmf.name} does not parse: {exc}"
-    domain = tree.getroot().find("Domain")
-    series = [g for g in (domain.findall("Grid") if domain is not None else [])
-              if g.get("CollectionType") == "Temporal"]
-    if not series:
-        return f"{xdmf.name} holds no time series"
+    tree, series = _temporal_series(xdmf.read_text(errors="replace"), xdmf.name, keep)
+    if tree is None:
+        return series
 
     def datasets(grid) -> list[str]:
         return ["/" + item.text.strip().split(":/", 1)[1] for item in grid.iter("DataItem")
@@ -196,8 +245,6 @@ def cut_fields(xdmf: Path, keep: int) -> str | None:
     kept, dropped = [], []
     for collection in series:
         steps = collection.findall("Grid")
-        if len(steps) < keep:
-            return f"{len(steps)} time steps of '{collection.get('Name')}', the checkpoint expects {keep}"
         for g in steps[:keep]:
             kept += datasets(g)
         for g in steps[keep:]:
@@ -214,8 +261,5 @@ def cut_fields(xdmf: Path, keep: int) -> str | None:
     except OSError as exc:
         return f"{h5.name} cannot be opened ({exc})"
     if dropped:
-        ET.register_namespace("xi", _XINCLUDE)
-        tmp = xdmf.with_name(xdmf.name + ".tmp")
-        tree.write(tmp, encoding="utf-8", xml_declaration=True)
-        os.replace(tmp, xdmf)
+        _write_tree(tree, xdmf)
     return None

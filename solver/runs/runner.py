@@ -188,9 +188,10 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
     from solver.runs.recorder import Recorder, history_columns, new_book
     from solver.runs.stop import StopRequest
     from solver.runs.summary import write_summary
+    from solver.runs.writers import write_text_atomic
 
     if comm.rank == 0 and not restart:
-        (out / "case.yaml").write_text(yaml.safe_dump(case_to_dict(case), sort_keys=False))
+        write_text_atomic(out / "case.yaml", yaml.safe_dump(case_to_dict(case), sort_keys=False))
     timings = {}
     progress = Progress(comm, 1.0, progress_mode, label=case.name)
     progress.message(f"{'restarting: ' if restart else ''}meshing ({comm.size} rank{'s' if comm.size > 1 else ''}) -> {out}")
@@ -229,7 +230,8 @@ def _execute(case: Case, internal, packing, out: Path, progress_mode: str, comm:
         resume, book = saved["loop"], saved["run"]
         cut_back_outputs(out, book, profiles is not None, comm)
         if comm.rank == 0:
-            (out / "case.yaml").write_text(yaml.safe_dump(case_to_dict(case), sort_keys=False))
+            # atomically: a restart killed here must find the case of the run again
+            write_text_atomic(out / "case.yaml", yaml.safe_dump(case_to_dict(case), sort_keys=False))
             (out / STOP_MARKER).unlink(missing_ok=True)
             (out / "error.txt").unlink(missing_ok=True)
     book["ranks"] = list(book["ranks"]) + [comm.size]

@@ -64,8 +64,9 @@ class FieldWriter:
     function degree to match the mesh, so higher-degree fields are interpolated.
     ``append``: continue an existing series (the mesh is not written again; the new time
     steps follow the old ones in the same temporal collections, which ParaView reads as
-    one series). :meth:`reopen` closes and reopens the file, which leaves the HDF5 file
-    consistent on disk (done at every checkpoint). After every output, rank 0 rewrites
+    one series). After the mesh and after every output the file is closed and opened
+    again (:meth:`reopen`), which leaves the HDF5 file consistent on disk: a run killed
+    while writing loses at most the output under way. After every output, rank 0 rewrites
     the merged series next to the file (:func:`merge_xdmf`: ``fields_merged.xdmf``, one
     dataset with every field for ParaView). ``vtx_path``: also write the same functions
     as an ADIOS2 VTX series (``*.bp``, the *ADIOS2VTXReader* of a ParaView built with
@@ -92,6 +93,7 @@ class FieldWriter:
         self.file = self._open("a" if append else "w")
         if not append:
             self.file.write_mesh(domain)
+            self.reopen()
         self.vtx = None
         if vtx_path is not None:
             from dolfinx.io import VTXWriter
@@ -116,6 +118,7 @@ class FieldWriter:
             if dst is not src:
                 dst.interpolate(src)
             self.file.write_function(dst, t)
+        self.reopen()
         if self._comm.rank == 0:  # DOLFINx has written the XML of fields.xdmf on rank 0
             merge_xdmf(self.path)
         if self.vtx is not None:
@@ -273,12 +276,18 @@ def read_history(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename: a process killed meanwhile
+    leaves the old file or the new one, never a part of it."""
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_json(path: Path, data: dict, comm: MPI.Comm) -> None:
-    """Write JSON atomically (temporary file + rename) on rank 0."""
+    """Write JSON atomically (:func:`write_text_atomic`) on rank 0."""
     if comm.rank == 0:
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, default=_json_default))
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(data, indent=1, default=_json_default))
     comm.barrier()
 
 

@@ -532,3 +532,24 @@ def test_fracture_map_means_over_seeds_and_counts_cracked_runs():
     assert MAP_CRACK_THRESHOLD <= 2.0
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2.5", "7.5"]  # %
     assert ax.get_xlabel() == "materials.active.expansion (%)"
+
+
+def test_field_outputs_cut_by_a_kill_are_left_out(tmp_path):
+    """An output that not every function reached (a run killed while writing it) is left
+    out and named; a file that HDF5 cannot open is an error that names it."""
+    import h5py
+
+    from postprocess.fields import read_field_file
+    from postprocess.history import PostprocessError
+
+    info = write_damage_fields(tmp_path / "fields.xdmf")
+    with h5py.File(tmp_path / "fields.h5", "a") as h5:
+        del h5["Function/von_mises/3600"]
+    ff = read_field_file(tmp_path / "fields.h5")
+    assert ff.times == [0.0, 1800.0] and ff.incomplete == [3600.0]
+    assert all(3600.0 not in per for per in ff.keys.values())
+    assert ff.values("damage", 1800.0)[0].shape == (info["points"],)
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes((tmp_path / "fields.h5").read_bytes()[:2000])
+    with pytest.raises(PostprocessError, match="broken.h5: not a readable HDF5 file"):
+        read_field_file(broken)
