@@ -114,6 +114,20 @@ def failure_fields(case, domain, cell_tags, Q: fem.FunctionSpace) -> FailureFiel
     return ff
 
 
+def fixed_damage_dofs(D: fem.FunctionSpace, chi_s: fem.Function) -> np.ndarray:
+    """Damage DOFs touched only by cells where crack surface costs nothing: held at d = 0.
+    A ghost DOF may be free on its owner only, so the ranks agree through a scatter."""
+    domain = D.mesh
+    tdim = domain.topology.dim
+    domain.topology.create_connectivity(tdim, tdim)
+    free = fem.locate_dofs_topological(D, tdim, np.flatnonzero(chi_s.x.array > 0.5).astype(np.int32))
+    marker = fem.Function(D)
+    marker.x.array[free] = 1.0
+    marker.x.scatter_reverse(la.InsertMode.add)
+    marker.x.scatter_forward()
+    return np.flatnonzero(marker.x.array < 0.5).astype(np.int32)
+
+
 def _count(domain, mask: np.ndarray) -> int:
     n = domain.topology.index_map(domain.topology.dim).size_local
     return int(domain.comm.allreduce(int(mask[:n].sum()), op=MPI.SUM))

@@ -22,17 +22,12 @@ from solver.numerics import schemes
 from solver.numerics.petsc import elasticity_options
 from solver.numerics.schemes import Accelerator, StepResult
 from solver.physics import elasticity as el
-from solver.physics import cohesive as cz
 from solver.physics import phasefield as pf
-from solver.physics.failure import failure_fields
+from solver.physics.failure import failure_fields, fixed_damage_dofs
+from solver.physics.measures import CrackMeasures
 from solver.physics.domain import MeshBundle
 
 
-#: history columns of the damage measures (:meth:`MechanicsProblem.measures`)
-FRACTURE_COLUMNS = ["fracture_energy", "crack_length", "crack_length_sharp", "damaged_fraction", "band_width_ratio",
-                    "crack_segments", "d_max"]
-#: the damage level of the "damaged" measures (damaged fraction, band width, crack segments)
-DAMAGED = 0.9
 
 
 class MechanicsProblem:
@@ -119,7 +114,7 @@ class MechanicsProblem:
                 self.H_hist = fem.Function(Q, name="H_history")
                 self._H_expr = fem.Expression(H, Q.element.interpolation_points)
                 H = ufl.max_value(H, self.H_hist)
-            fixed = self._fixed_damage_dofs(D, cell_tags)
+            fixed = fixed_damage_dofs(D, self.chi_s)
             self.damage = pf.DamageProblem(self.d, self.d_prev if fr.irreversibility == "bounds" else self._zero(D),
                                            H, self.Gc, self.ell, self.chi, self.settings, fixed, fr.petsc_options,
                                            dx=self.dxq, chi_s=self.chi_s)
@@ -180,16 +175,8 @@ class MechanicsProblem:
         self._f_elastic = fem.form(psi * self.dxq)
         self._f_trace = fem.form(ufl.tr(el.strain3(self.u, gdim)) * ufl.dx)
         if self.fracture:
-            self._f_fracture = fem.form(pf.fracture_density(self.d, self.Gc, self.ell, self.chi_s, fr.model) * self.dxq)
-            self._f_crack = fem.form(pf.crack_density(self.d, self.ell, self.chi_s, fr.model) * self.dxq)
-            damaged = ufl.conditional(ufl.ge(self.d, DAMAGED), 1.0, 0.0)  # 3D: by quadrature
-            self._f_damaged = fem.form(self.chi * damaged * ufl.dx(metadata={"quadrature_degree": 4}))
-            self.damageable_volume = self.comm.allreduce(fem.assemble_scalar(fem.form(self.chi * ufl.dx)), op=MPI.SUM)
-            n_owned_cells = domain.topology.index_map(tdim).size_local
-            self._damageable_cells = np.flatnonzero(self.chi.x.array[:n_owned_cells] > 0.5).astype(np.int32)
-            self._surface_cells = np.flatnonzero(self.chi_s.x.array[:n_owned_cells] > 0.5).astype(np.int32)
-            # width of the d >= 0.9 region of the optimal 1D profile (the localisation yardstick)
-            self.profile_width = cz.profile_width(fr.model, max(r["ell"] for r in self.failure.values()), DAMAGED)
+            self.cracks = CrackMeasures(self.d, self.chi, self.chi_s, self.Gc, self.ell, fr.model,
+                                        max(r["ell"] for r in self.failure.values()), self.dxq)
         # solid-electrolyte cells (matrix, separator, collector-side layer) and particles
         self.se_cells = cell_tags.indices[np.isin(ph, SE_PHASES)]
         self.am_cells = cell_tags.indices[np.isin(ph, AM_PHASES)]
@@ -200,20 +187,6 @@ class MechanicsProblem:
     # ------------------------------------------------------------------ set-up helpers
     def _zero(self, D):
         return fem.Function(D)
-
-    def _fixed_damage_dofs(self, D, cell_tags) -> np.ndarray:
-        """Damage DOFs touched only by cells where crack surface costs nothing (kept at d = 0)."""
-        tdim = self.domain.topology.dim
-        dam_cells = np.flatnonzero(self.chi_s.x.array > 0.5).astype(np.int32)
-        free = fem.locate_dofs_topological(D, tdim, dam_cells)
-        mask = np.ones(D.dofmap.index_map.size_local + D.dofmap.index_map.num_ghosts, dtype=bool)
-        mask[free] = False
-        # a ghost DOF may be free on its owner only: agree across ranks
-        tmp = fem.Function(D)
-        tmp.x.array[:] = (~mask).astype(float)
-        tmp.x.scatter_reverse(__import__("dolfinx").la.InsertMode.add)
-        tmp.x.scatter_forward()
-        return np.flatnonzero(tmp.x.array < 0.5).astype(np.int32)
 
     # ------------------------------------------------------------------ stepping
     def set_load(self, x: float, x_ref: float) -> None:
@@ -307,8 +280,7 @@ class MechanicsProblem:
         cols = (["x", "soc", "vol_strain"] if self._am_volume > 0 else []) + ["mean_strain", "sigma1_max_SE"]
         cols += (["sigma_h_min_AM"] if self._am_volume > 0 else []) + ["elastic_energy"]
         if self.fracture:
-            cols += [c for c in FRACTURE_COLUMNS
-                     if self.gdim == 2 or c not in ("crack_length_sharp", "band_width_ratio")]
+            cols += self.cracks.columns()
         return cols
 
     def measures(self) -> dict:
@@ -328,29 +300,8 @@ class MechanicsProblem:
             out["sigma_h_min_AM"] = 1e3 * sh_am
         out["elastic_energy"] = asum(self._f_elastic)
         if self.fracture:
-            out.update(self._localisation())
-            out.update({
-                "fracture_energy": asum(self._f_fracture),
-                "crack_length": asum(self._f_crack),
-                "crack_segments": pf.crack_components(self.domain, self.d, DAMAGED, self._surface_cells),
-                "d_max": comm.allreduce(float(self.d.x.array.max()) if self.d.x.array.size else 0.0, op=MPI.MAX),
-            })
+            out.update(self.cracks.values())
         return out
-
-    def _localisation(self) -> dict:
-        """Damaged fraction (d >= 0.9, of the damageable phases); in 2D also the sharp crack
-        length (half the d = 0.5 iso-line) and the band-width ratio: (damaged area / sharp
-        length) over the width of the same region in the optimal 1D profile (1 for a
-        crack as localised as in 1D; 0 before any crack). Areas are exact for P1 damage."""
-        if self.gdim != 2:
-            return {"damaged_fraction": self.comm.allreduce(fem.assemble_scalar(self._f_damaged), op=MPI.SUM)
-                    / self.damageable_volume}
-        sharp = 0.5 * pf.isoline_length_2d(self.domain, self.d, 0.5)
-        area = pf.superlevel_area_2d(self.domain, self.d, DAMAGED, self._surface_cells)
-        area_chi = pf.superlevel_area_2d(self.domain, self.d, DAMAGED, self._damageable_cells)
-        ratio = area / sharp / self.profile_width if sharp > 0.05 * self.profile_width and area > 0 else 0.0
-        return {"crack_length_sharp": sharp, "damaged_fraction": area_chi / self.damageable_volume,
-                "band_width_ratio": ratio}
 
     def checkpoint_functions(self) -> dict:
         """The fields that a checkpoint must hold to continue the run exactly: the

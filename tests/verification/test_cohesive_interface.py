@@ -22,7 +22,7 @@ from meshes import tags as mtags
 from solver.config.fracture import Fracture, InterfaceBand
 from solver.config.materials import FailureSpec, Material
 from solver.physics import phasefield as pf
-from solver.physics.failure import failure_fields
+from solver.physics.failure import failure_fields, fixed_damage_dofs
 
 ELL, GC, FT, E, NU = 0.25, 4e-3, 0.1, 20.0, 0.25  # um, GPa um, GPa, GPa, -
 XB, W, H = 1.0, 3.0, 0.5  # um: boundary position, strip width and height
@@ -52,9 +52,7 @@ def crack_energy(x_crack: float, interface: InterfaceBand | None, model: str = "
     line = fem.locate_dofs_geometrical(D, lambda x: np.isclose(x[0], x_crack))
     lower.x.array[line] = 1.0
     d.x.array[line] = 1.0
-    domain.topology.create_connectivity(tdim, tdim)
-    touched = fem.locate_dofs_topological(D, tdim, np.flatnonzero(ff.chi_s.x.array > 0.5).astype(np.int32))
-    fixed = np.setdiff1d(np.arange(len(d.x.array), dtype=np.int32), touched).astype(np.int32)
+    fixed = fixed_damage_dofs(D, ff.chi_s)
     settings = pf.DamageSettings(model, "none", "rankine", 0.0, "bounds", "linear", ff.a1)
     zero = fem.Constant(domain, PETSc.ScalarType(0.0))
     problem = pf.DamageProblem(d, lower, zero, ff.Gc, ff.ell, ff.chi, settings, fixed, {},
