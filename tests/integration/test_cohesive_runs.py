@@ -2,7 +2,7 @@
 the solver's tolerance, the accelerated scheme against plain alternate minimisation on
 the same fixed steps, and the localisation measures.
 
-The particles swell to 10 % and shrink back to 3 %; six fixed steps per way.
+The particles swell to 7.5 % and shrink back to 3 % in fixed steps of 0.83 % and 0.5 %.
 """
 
 import numpy as np
@@ -11,14 +11,21 @@ import pytest
 from conftest import ROOT, run_to_completion
 
 CASE = ROOT / "tests" / "data" / "cohesive_small.yaml"
-SETS = ("loading.path=[0.0, 1.0, 0.3]", "loading.steps=6", "fracture.adaptive.enabled=false")
+FIXED = ("loading.steps=9", "fracture.adaptive.enabled=false")
 
 
 @pytest.fixture(scope="module")
 def schemes(tmp_path_factory):
+    """The default (accelerated) scheme, loading and unloading; plain alternate
+    minimisation on the loading part, converged to 1e-6 (at its default 1e-4 it stops
+    while the damage still creeps)."""
     base = tmp_path_factory.mktemp("cohesive")
-    return {s: run_to_completion(CASE, base / s, *SETS, f"fracture.scheme.type={s}") + (base / s,)
-            for s in ("accelerated", "staggered")}
+    return {
+        "accelerated": run_to_completion(CASE, base / "acc", "loading.path=[0.0, 0.75, 0.3]", *FIXED) + (base / "acc",),
+        "staggered": run_to_completion(CASE, base / "stag", "loading.path=[0.0, 0.75]", *FIXED,
+                                       "fracture.scheme.type=staggered", "fracture.scheme.tolerance=1e-6")
+        + (base / "stag",),
+    }
 
 
 @pytest.mark.slow
@@ -46,14 +53,21 @@ def test_damage_never_decreases_anywhere(schemes):
 @pytest.mark.slow
 def test_accelerated_and_staggered_schemes_agree(schemes):
     """The accelerated scheme (over-relaxed alternate minimisation finished by Newton)
-    converges to the same step solutions as plain alternate minimisation."""
+    reaches the same step solutions as plain alternate minimisation, through the
+    nucleation jump and the growth after it. (Further on, at 8.3 % on this case, the two
+    take different branches of a crack jump, each a converged solution: measured 6.00
+    and 6.10 um of crack; both are solutions of the step, the schemes do not choose
+    between them the same way.)"""
     _, a, _ = schemes["accelerated"]
     _, s, _ = schemes["staggered"]
-    assert np.array_equal(a["load"], s["load"])
+    n = len(s["load"])
+    assert n == 10 and np.array_equal(a["load"][:n], s["load"])
+    assert s["crack_length"][-1] > 4.0, "through nucleation into growth"
     for col in ("crack_length", "fracture_energy", "elastic_energy"):
         scale = np.abs(s[col]).max()
-        assert np.allclose(a[col], s[col], rtol=0, atol=TOL * scale), (col, np.abs(a[col] - s[col]).max() / scale)
-    assert a["iterations"].sum() < s["iterations"].sum()
+        diff = np.abs(a[col][:n] - s[col]).max() / scale
+        assert diff < TOL, (col, diff)
+    assert a["iterations"][:n].sum() < s["iterations"].sum() / 3
 
 
 @pytest.mark.slow
@@ -67,6 +81,6 @@ def test_localisation_is_reported(schemes):
     assert summary["failure_properties"]["electrolyte"]["a1"] > 0
 
 
-#: largest relative difference of the crack curves between the schemes (the damage
-#: iteration stops at max |d_k - d_(k-1)| < 1e-4; measured: see the commit)
-TOL = 1e-2
+#: largest relative difference of the step solutions between the schemes (measured
+#: 5e-6 of the crack length with the staggered scheme converged to 1e-6)
+TOL = 2e-5
