@@ -293,7 +293,7 @@ def _parameter_rows(case: dict, summary: dict | None) -> list[tuple[str, str]]:
         f = "fracture."
         phases = get_path(case, f + "phases")
         fracture = _joined(*(f"{label} {get_path(case, f + key)}" if get_path(case, f + key) else ""
-                             for label, key in (("model", "model"), ("split", "split"),
+                             for label, key in (("model", "model"), ("softening", "softening"), ("split", "split"),
                                                 ("driving force", "driving_force"), ("scheme", "scheme.type"))),
                            f"damage in {', '.join(phases)}" if isinstance(phases, list) else "")
     size = get_path(case, "geometry.size")
@@ -315,7 +315,9 @@ def _parameter_rows(case: dict, summary: dict | None) -> list[tuple[str, str]]:
             f"Gc = {_number(resolved.get('Gc_J_m2'))} J/m^2" if _number(resolved.get("Gc_J_m2")) else "",
             f"ell = {_number(resolved.get('ell_m'), 1e6)} um" if _number(resolved.get("ell_m"), 1e6) else "",
             f"strength = {_number(resolved.get('strength_Pa'), 1e-6)} MPa"
-            if _number(resolved.get("strength_Pa"), 1e-6) else "")))
+            if _number(resolved.get("strength_Pa"), 1e-6) else "",
+            f"Irwin's length {_number(resolved.get('irwin_length_m'), 1e6)} um (ell at most "
+            f"{_number(resolved.get('ell_max_m'), 1e6)} um)" if _number(resolved.get("irwin_length_m"), 1e6) else "")))
         dofs = ", ".join(f"{k} {v}" for k, v in (summary.get("dofs") or {}).items())
         cells = get_path(summary, "mesh.cells_global")
         versions = ", ".join(f"{k} {v}" for k, v in (summary.get("versions") or {}).items()
