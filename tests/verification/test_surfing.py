@@ -20,14 +20,20 @@ from solver.physics import phasefield as pf
 from solver.numerics import schemes
 
 E, NU, GC, ELL = 1.0, 0.3, 1.0e-3, 0.03
-H = 0.01
-LX, LY = 1.5, 1.0
+# h = 2 ell / 3: the discrete toughness is 25 % above Gc, five times the tolerance of the
+# check below, so that G = Gc_eff tells the discretised toughness from Gc itself (G came
+# within 0.2 % of Gc_eff here, and at h = ell / 3 too, where the correction is 12.5 %)
+H = 0.02
+# the field moves from x = 0.32 to 0.7; the tip is steady (moving with the field at G =
+# Gc_eff) after a few steps, and the strip ends half a unit ahead of the last position
+LX, LY = 1.2, 1.0
+X_END = 0.7
 
 
 @pytest.mark.slow
 def test_surfing_energy_release_rate_equals_effective_toughness():
     comm = MPI.COMM_WORLD
-    domain = mesh.create_rectangle(comm, [[0.0, -LY / 2], [LX, LY / 2]], [int(LX / H), int(LY / H)],
+    domain = mesh.create_rectangle(comm, [[0.0, -LY / 2], [LX, LY / 2]], [round(LX / H), round(LY / H)],
                                    diagonal=mesh.DiagonalType.right)
     V, D, u, d, d_prev, chi, Gc, ell, Ef, lm, mu, c = phase_field_fields(domain, E, NU, GC, ELL)
     s = pf.DamageSettings("AT1", "none", "energy", 1e-6, "bounds")
@@ -83,7 +89,7 @@ def test_surfing_energy_release_rate_equals_effective_toughness():
     f_frac = fem.form(pf.fracture_density(d, Gc, ell, chi, "AT1") * ufl.dx)
 
     Gs, tips, Ef_hist = [], [], []
-    for xcv in np.arange(0.32, 1.0001, 0.02):
+    for xcv in np.arange(0.32, X_END + 1e-4, 0.02):
         xc.value = xcv
         u_bc.interpolate(mode_one)
         res = schemes.alternate_minimisation(sim, spec, acc, newton, switch_tolerance=1e-2)
