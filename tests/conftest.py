@@ -41,6 +41,16 @@ def small_case(tmp_path) -> Path:
     return p
 
 
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    """The run directory of ``ssbfrac run tests/data/small.yaml``, once per session. Tests
+    read it and may add files of their own (plots/, paraview/); they change nothing it holds."""
+    out = tmp_path_factory.mktemp("small_run") / "run"
+    r = run_ssbfrac(["run", str(ROOT / "tests" / "data" / "small.yaml"), "--out", str(out), "--progress", "none"])
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -74,3 +84,4 @@ def run_to_completion(case, out, *sets, ranks: int = 1, timeout: float = 900):
     h = read_history(Path(out) / "history.csv")
     acc = h["accepted"] == 1
     return summary, {k: v[acc] for k, v in h.items()}
+
