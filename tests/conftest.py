@@ -85,3 +85,14 @@ def run_to_completion(case, out, *sets, ranks: int = 1, timeout: float = 900):
     acc = h["accepted"] == 1
     return summary, {k: v[acc] for k, v in h.items()}
 
+
+def runs_to_completion(runs, timeout: float = 900) -> list:
+    """``run_to_completion`` of several single-rank runs, ``(case, out, *sets)`` each, two at
+    a time where there are two cores (independent runs: the results are those of running
+    them one after another); returns their results in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(2, len(os.sched_getaffinity(0)), len(runs)))
+    with ThreadPoolExecutor(workers) as pool:
+        jobs = [pool.submit(run_to_completion, case, out, *sets, timeout=timeout) for case, out, *sets in runs]
+        return [job.result() for job in jobs]
