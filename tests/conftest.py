@@ -41,6 +41,16 @@ def small_case(tmp_path) -> Path:
     return p
 
 
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    """The run directory of ``ssbfrac run tests/data/small.yaml``, once per session. Tests
+    read it and may add files of their own (plots/, paraview/); they change nothing it holds."""
+    out = tmp_path_factory.mktemp("small_run") / "run"
+    r = run_ssbfrac(["run", str(ROOT / "tests" / "data" / "small.yaml"), "--out", str(out), "--progress", "none"])
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -74,3 +84,15 @@ def run_to_completion(case, out, *sets, ranks: int = 1, timeout: float = 900):
     h = read_history(Path(out) / "history.csv")
     acc = h["accepted"] == 1
     return summary, {k: v[acc] for k, v in h.items()}
+
+
+def runs_to_completion(runs, timeout: float = 900) -> list:
+    """``run_to_completion`` of several single-rank runs, ``(case, out, *sets)`` each, two at
+    a time where there are two cores (independent runs: the results are those of running
+    them one after another); returns their results in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(2, len(os.sched_getaffinity(0)), len(runs)))
+    with ThreadPoolExecutor(workers) as pool:
+        jobs = [pool.submit(run_to_completion, case, out, *sets, timeout=timeout) for case, out, *sets in runs]
+        return [job.result() for job in jobs]

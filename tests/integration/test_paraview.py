@@ -28,14 +28,6 @@ def ssbfrac(*args, env=None, timeout=300):
                           env=env or subprocess_env(), timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("paraview") / "run"
-    r = ssbfrac("run", ROOT / "tests" / "data" / "small.yaml", "--out", out, "--progress", "none")
-    assert r.returncode == 0, r.stderr
-    return out
-
-
 def assert_picture(path):
     """A PNG with something drawn on it: many colours, not a uniform frame."""
     import matplotlib.image

@@ -132,7 +132,12 @@ def test_slurm_tasks_survive_a_crash_and_the_time_limit(tmp_path):
     checkpoint before the limit (SSBFRAC_DEADLINE), its task requeues itself (only itself)
     and --status shows it as pending while it waits; it completes on a later attempt. The
     other is killed with SIGSEGV while it runs: error.txt names the signal and the last
-    step, its task requeues itself once and the run completes."""
+    step, its task requeues itself once and the run completes.
+
+    The run to crash is short (120 steps, some 10 to 30 s: time enough to be caught
+    running, and its second attempt ends within the limit), so that the long run has a
+    core of its own for the rest of the test; the long run (500 steps) needs more than one
+    attempt also on a fast machine."""
     import signal
     import time
 
@@ -143,7 +148,7 @@ def test_slurm_tasks_survive_a_crash_and_the_time_limit(tmp_path):
     sweep.write_text(f"""name: survive
 base: {SMALL}
 parameters:
-  loading.steps: [300, 500]
+  loading.steps: [120, 500]
 backend: slurm
 slurm:
   time: "1"
@@ -153,7 +158,7 @@ slurm:
     out = tmp_path / "out"
     r = sweep_cli([sweep, "--out", out])
     assert r.returncode == 0 and "submitted job array" in r.stdout, r.stdout + r.stderr
-    crash, long = "steps=300", "steps=500"
+    crash, long = "steps=120", "steps=500"
     state = out / "logs" / f"{crash}.state"
     fault = out / crash / "fault.log"
     killed = None

@@ -27,14 +27,6 @@ def ssbfrac(*args, timeout=300):
                           env=subprocess_env(), timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("post") / "small"
-    r = ssbfrac("run", ROOT / "tests" / "data" / "small.yaml", "--out", out, "--progress", "none")
-    assert r.returncode == 0, r.stderr
-    return out
-
-
 # --------------------------------------------------------------------------- fabricated data
 def crack_curve(vol_strain, onset=0.02, end=0.05, plateau=12.0, jump=0.8):
     """Crack length (um) growing linearly from `onset` to `end` in jumps of `jump` um."""

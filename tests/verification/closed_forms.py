@@ -1,4 +1,5 @@
-"""Closed-form solutions used by the verification tests (see docs/verification.md)."""
+"""Closed-form solutions used by the verification tests (see docs/verification.md), and the
+set-up the phase-field verification problems share."""
 
 from __future__ import annotations
 
@@ -63,3 +64,30 @@ def at2_critical(E, Gc, ell):
 def at2_homogeneous_stress(E, Gc, ell, eps):
     eps = np.asarray(eps)
     return E * eps / (1 + E * eps**2 * ell / Gc) ** 2
+
+
+#: a direct solve: the verification problems are small
+DIRECT_LU = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+
+
+def phase_field_fields(domain, E, nu, Gc, ell):
+    """A homogeneous phase-field problem on ``domain`` (2D): the displacement space V and the
+    damage space D, the unknowns u, d and d_prev, the cellwise (DG0) fields chi = 1, Gc, ell
+    and the fracture modulus Ef = E, the Lame constants and a maker of PETSc constants.
+
+    Returns (V, D, u, d, d_prev, chi, Gc, ell, Ef, lm, mu, const)."""
+    from dolfinx import fem
+    from petsc4py import PETSc
+
+    V = fem.functionspace(domain, ("Lagrange", 1, (2,)))
+    D = fem.functionspace(domain, ("Lagrange", 1))
+    Q = fem.functionspace(domain, ("DG", 0))
+    u, d, d_prev = fem.Function(V), fem.Function(D), fem.Function(D)
+    lm, mu = lame(E, nu)
+
+    def const(v):
+        return fem.Constant(domain, PETSc.ScalarType(v))
+
+    chi, Gc_f, ell_f, Ef = (fem.Function(Q) for _ in range(4))
+    chi.x.array[:], Gc_f.x.array[:], ell_f.x.array[:], Ef.x.array[:] = 1.0, Gc, ell, E
+    return V, D, u, d, d_prev, chi, Gc_f, ell_f, Ef, lm, mu, const

@@ -13,7 +13,7 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from closed_forms import at1_critical, at2_critical
+from closed_forms import DIRECT_LU, at1_critical, at2_critical, phase_field_fields
 from solver.physics import elasticity as el
 from solver.physics import phasefield as pf
 
@@ -23,16 +23,7 @@ L = 0.4  # um: shorter than ell, the homogeneous state is stable
 
 def bar_response(model, driving_force, split, strains):
     domain = mesh.create_rectangle(MPI.COMM_WORLD, [[0, 0], [L, 0.2]], [8, 4])
-    V = fem.functionspace(domain, ("Lagrange", 1, (2,)))
-    D = fem.functionspace(domain, ("Lagrange", 1))
-    Q = fem.functionspace(domain, ("DG", 0))
-    u, d, d_prev = fem.Function(V), fem.Function(D), fem.Function(D)
-    lm, mu = E * NU / ((1 + NU) * (1 - 2 * NU)), E / (2 * (1 + NU))
-    const = lambda v: fem.Constant(domain, PETSc.ScalarType(v))  # noqa: E731
-    chi = fem.Function(Q)
-    chi.x.array[:] = 1.0
-    Gc, ell, Ef = (fem.Function(Q) for _ in range(3))
-    Gc.x.array[:], ell.x.array[:], Ef.x.array[:] = GC, ELL, E
+    V, D, u, d, d_prev, chi, Gc, ell, Ef, lm, mu, const = phase_field_fields(domain, E, NU, GC, ELL)
     s = pf.DamageSettings(model, split, driving_force, 0.0, "bounds")
     eps_e = el.strain3(u, 2)
     energy = pf.stored_energy(eps_e, const(lm), const(mu), d, chi, s, 2)
@@ -47,7 +38,7 @@ def bar_response(model, driving_force, split, strains):
         fem.dirichletbc(ux, fem.locate_dofs_topological(V.sub(0), fdim, right), V.sub(0)),
         fem.dirichletbc(PETSc.ScalarType(0), fem.locate_dofs_topological(V.sub(1), fdim, lat), V.sub(1)),
     ]
-    opts = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+    opts = DIRECT_LU
     elastic = el.ElasticityProblem(u, energy * ufl.dx, bcs, [], ufl.ds, split == "none", opts,
                                    prefix=f"bar_el_{model}_{driving_force}_")
     damage = pf.DamageProblem(d, d_prev, H, Gc, ell, chi, s, np.zeros(0, dtype=np.int32), {},
