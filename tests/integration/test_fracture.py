@@ -58,9 +58,11 @@ def test_staged_cracking_detected(stiffness_pair):
 
 @pytest.mark.slow
 def test_first_damage_next_to_particle_corners(stiffness_pair):
-    """Cracks start in the electrolyte next to particle corners, not in the bulk: at the
-    first output with a crack (d > 0.5), every node with d > 0.5 lies within a few ell of
-    a particle corner."""
+    """Damage starts in the electrolyte next to a particle corner, not in the bulk: at the
+    first output with damage (d > 0.05), the node of largest damage lies within 1.25 ell
+    of a corner (measured: 1.04 ell). The test discriminates: less than a third of the
+    electrolyte's nodes lie that close to a corner (measured: 22 %), so damage starting
+    anywhere else would fail it."""
     from meshes.geometry import Particle
     from postprocess.fields import read_field_file
 
@@ -69,15 +71,22 @@ def test_first_damage_next_to_particle_corners(stiffness_pair):
     info = json.loads((run_dir / "mesh.json").read_text())
     corners = np.concatenate([Particle.from_dict(p).vertices() for p in info["packing"]["particles"]])
     ff = read_field_file(run_dir / "fields.h5")
+
+    def to_corner(points):
+        return np.min(np.linalg.norm(points[:, None, :2] - corners[None, :, :2], axis=2), axis=1)
+
     for t in ff.times:
         d, _ = ff.values("damage", t)
-        if d.max() > 0.5:
+        if d.max() > 0.05:
             break
     else:
-        pytest.fail("no crack in the run")
-    pts = ff.points[d > 0.5, :2]
-    dist = np.min(np.linalg.norm(pts[:, None, :] - corners[None, :, :2], axis=2), axis=1)
-    assert dist.max() < 4 * ell, f"first cracked node {dist.max():.3f} um from the nearest corner (ell {ell})"
+        pytest.fail("no damage in the run")
+    phase, _ = ff.values("phase", t)
+    electrolyte_nodes = np.unique(ff.cells[phase == 1])
+    radius = 1.25 * ell
+    assert np.mean(to_corner(ff.points[electrolyte_nodes]) < radius) < 1 / 3
+    first = to_corner(ff.points[[int(np.argmax(d))]])[0]
+    assert first < radius, f"first damage {first / ell:.2f} ell from the nearest corner"
 
 
 @pytest.mark.slow
