@@ -7,6 +7,7 @@ CASE      ?= cases/bucci2017.yaml
 OUT       ?= results/bucci2017
 NP        ?= 1
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.ssbfrac-installed
 
@@ -29,7 +30,7 @@ mesh: $(STAMP)
 	$(BIN)/ssbfrac mesh $(CASE) --out $(OUT)-mesh --preview
 
 test: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
