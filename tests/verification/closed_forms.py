@@ -91,3 +91,18 @@ def phase_field_fields(domain, E, nu, Gc, ell):
     chi, Gc_f, ell_f, Ef = (fem.Function(Q) for _ in range(4))
     chi.x.array[:], Gc_f.x.array[:], ell_f.x.array[:], Ef.x.array[:] = 1.0, Gc, ell, E
     return V, D, u, d, d_prev, chi, Gc_f, ell_f, Ef, lm, mu, const
+
+
+def mode_one_displacement(K: float, mu: float, nu: float, tip):
+    """The plane-strain mode-I crack-tip displacement field (Williams/Irwin) of stress
+    intensity K around a tip at (tip(), 0), for ``Function.interpolate`` (the surfing
+    tests move the tip by changing what ``tip`` returns)."""
+    kappa = 3 - 4 * nu
+
+    def field(xx):
+        X, Y = xx[0] - tip(), xx[1]
+        r, th = np.hypot(X, Y), np.arctan2(Y, X)
+        f = K / (2 * mu) * np.sqrt(r / (2 * np.pi)) * (kappa - np.cos(th))
+        return np.vstack([f * np.cos(th / 2), f * np.sin(th / 2)])
+
+    return field

@@ -54,6 +54,7 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from closed_forms import mode_one_displacement
 from solver.numerics import schemes
 from solver.physics import cohesive as cz
 from solver.physics import elasticity as el
@@ -137,16 +138,11 @@ def surf(model: str, ft: float | None = None):
 
     d.interpolate(initial)
     d_prev.x.array[:] = d.x.array
-    kappa = 3 - 4 * NU
     K = K_FACTOR * math.sqrt(E_PRIME * GC)
     xc = fem.Constant(domain, PETSc.ScalarType(x0))
     x = ufl.SpatialCoordinate(domain)
 
-    def mode_one(xx):
-        X, Y = xx[0] - float(xc.value), xx[1]
-        r, th = np.hypot(X, Y), np.arctan2(Y, X)
-        f = K / (2 * mu) * np.sqrt(r / (2 * np.pi)) * (kappa - np.cos(th))
-        return np.vstack([f * np.cos(th / 2), f * np.sin(th / 2)])
+    mode_one = mode_one_displacement(K, mu, NU, lambda: float(xc.value))
 
     u_bc = fem.Function(V)
     boundary = mesh.locate_entities_boundary(domain, 1, lambda xx: np.full(xx.shape[1], True))
