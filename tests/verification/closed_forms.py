@@ -106,3 +106,12 @@ def mode_one_displacement(K: float, mu: float, nu: float, tip):
         return np.vstack([f * np.cos(th / 2), f * np.sin(th / 2)])
 
     return field
+
+
+def whole_boundary_bc(V, value):
+    """A Dirichlet condition holding the whole boundary of V's mesh at the function ``value``."""
+    from dolfinx import fem, mesh
+
+    domain = V.mesh
+    facets = mesh.locate_entities_boundary(domain, domain.topology.dim - 1, lambda xx: np.full(xx.shape[1], True))
+    return fem.dirichletbc(value, fem.locate_dofs_topological(V, domain.topology.dim - 1, facets))

@@ -19,6 +19,7 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from closed_forms import DIRECT_LU
 from solver.physics import cohesive as cz
 from solver.physics import elasticity as el
 from solver.physics import phasefield as pf
@@ -59,9 +60,8 @@ def pull(softening: str, ell: float, nx: int, u_end: float, steps: int):
         fem.dirichletbc(ux, fem.locate_dofs_topological(V.sub(0), 1, right), V.sub(0)),
         fem.dirichletbc(PETSc.ScalarType(0), fem.locate_dofs_topological(V.sub(1), 1, sides), V.sub(1)),
     ]
-    opts = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
     tag = f"{softening}_{nx}_{int(1000 * ell)}_"
-    elastic = el.ElasticityProblem(u, energy * ufl.dx, bcs, [], ufl.ds, True, opts, prefix=f"czbar_el_{tag}")
+    elastic = el.ElasticityProblem(u, energy * ufl.dx, bcs, [], ufl.ds, True, DIRECT_LU, prefix=f"czbar_el_{tag}")
     fixed = fem.locate_dofs_geometrical(D, ends).astype(np.int32)
     damage = pf.DamageProblem(d, d_prev, H, Gc, ell_f, chi, s, fixed, {}, prefix=f"czbar_d_{tag}")
     eps_v = ufl.variable(eps_e)

@@ -14,7 +14,7 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from closed_forms import DIRECT_LU, mode_one_displacement, phase_field_fields
+from closed_forms import DIRECT_LU, mode_one_displacement, phase_field_fields, whole_boundary_bc
 from solver.physics import elasticity as el
 from solver.physics import phasefield as pf
 from solver.numerics import schemes
@@ -54,8 +54,7 @@ def test_surfing_energy_release_rate_equals_effective_toughness():
     mode_one = mode_one_displacement(K, mu, NU, lambda: float(xc.value))
 
     u_bc = fem.Function(V)
-    boundary = mesh.locate_entities_boundary(domain, 1, lambda xx: np.full(xx.shape[1], True))
-    bc = fem.dirichletbc(u_bc, fem.locate_dofs_topological(V, 1, boundary))
+    bc = whole_boundary_bc(V, u_bc)
 
     eps_e = el.strain3(u, 2)
     energy = pf.stored_energy(eps_e, c(lm), c(mu), d, chi, s, 2)

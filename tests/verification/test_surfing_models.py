@@ -54,7 +54,7 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from closed_forms import mode_one_displacement
+from closed_forms import DIRECT_LU, mode_one_displacement, whole_boundary_bc
 from solver.numerics import schemes
 from solver.physics import cohesive as cz
 from solver.physics import elasticity as el
@@ -145,14 +145,12 @@ def surf(model: str, ft: float | None = None):
     mode_one = mode_one_displacement(K, mu, NU, lambda: float(xc.value))
 
     u_bc = fem.Function(V)
-    boundary = mesh.locate_entities_boundary(domain, 1, lambda xx: np.full(xx.shape[1], True))
-    bc = fem.dirichletbc(u_bc, fem.locate_dofs_topological(V, 1, boundary))
+    bc = whole_boundary_bc(V, u_bc)
     eps_e = el.strain3(u, 2)
     energy = pf.stored_energy(eps_e, c(lm), c(mu), d, chi, s, 2)
     Hdrive = pf.driving_force(eps_e, c(lm), c(mu), Ef, s, 2)
-    opts = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
     tag = f"{model}_"
-    elastic = el.ElasticityProblem(u, energy * ufl.dx, [bc], [], ufl.ds, True, opts, prefix=f"surfm_el_{tag}")
+    elastic = el.ElasticityProblem(u, energy * ufl.dx, [bc], [], ufl.ds, True, DIRECT_LU, prefix=f"surfm_el_{tag}")
     damage = pf.DamageProblem(d, d_prev, Hdrive, Gc, ell_f, chi, s, np.zeros(0, dtype=np.int32), {},
                               prefix=f"surfm_d_{tag}")
     F_u = ufl.derivative(energy * ufl.dx, u, ufl.TestFunction(V))
