@@ -15,17 +15,29 @@ vector space). On reading, the keys of the locally owned nodes are matched again
 stored keys with a KD-tree, to a tolerance of ``rtol`` times the smallest cell size;
 a node without a match means a different mesh and is reported as such.
 
-Writing gathers everything on rank 0, which writes ``<path>.tmp`` with serial h5py and
-then renames it over ``path`` (``os.replace``): a run killed while writing leaves the
-previous checkpoint intact. Reading is done by rank 0 as well; each rank receives only
-the stored nodes inside its own bounding box. All functions here are collective: call
+Writing is parallel: rank 0 creates ``<path>.tmp`` with h5py, with the state, the
+attributes and every dataset laid out contiguously, and every rank then writes the rows
+of its own nodes into it with MPI-IO (:mod:`solver.runs.parallel_io`), in rank order;
+rank 0 renames the complete file over ``path`` (``os.replace``): a run killed while
+writing leaves the previous checkpoint intact. Reading is parallel too: every rank reads
+an even slice of the stored rows with serial h5py and sends each row to the ranks whose
+bounding box holds its key. No rank holds the whole of a function. The file is an
+ordinary HDF5 file (no parallel HDF5 needed to write or read it).
+
+``method="gather"`` (or the environment variable ``SSBFRAC_CHECKPOINT_IO=gather``) writes
+the same file the older way, by gathering everything on rank 0, which writes it alone,
+and reads it on rank 0, which scatters the rows: for file systems whose MPI-IO does not
+work. Both write and read the same layout. All functions here are collective: call
 them on every rank of ``comm``.
 
 File layout (``FORMAT``, version ``FORMAT_VERSION``)::
 
-    /                        attrs: format, format_version, fingerprint, comm_size, created
+    /                        attrs: format, format_version, fingerprint, comm_size, created,
+                             io ("parallel" or "gather": how it was written)
     /functions/<name>/keys   (N, k) float64, k = gdim (continuous) or 2 gdim (discontinuous)
     /functions/<name>/values (N, bs), the function's dtype
+                             (rows in the order of the writing ranks, each rank's owned
+                             nodes in its local order; contiguous storage when parallel)
                              attrs: element, bs, size_global, discontinuous, gdim
     /state/json              JSON text of the state, arrays replaced by references
     /state/arrays/<i>        the numpy arrays of the state
@@ -49,6 +61,9 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
+from solver.runs.parallel_io import (block_start, create_contiguous, fsync, gather_rows, read_row_slices, route_to_boxes,
+                                     write_rows)
+
 #: value of the ``format`` attribute of a checkpoint file
 FORMAT = "ssbfrac-checkpoint"
 #: layout version; bumped when the layout changes incompatibly
@@ -57,6 +72,11 @@ FORMAT_VERSION = 2
 EXIT_CHECKPOINTED = 85
 #: default matching tolerance, relative to the smallest cell size of the mesh
 MATCH_RTOL = 1e-6
+
+#: how checkpoints are written and read (see :func:`checkpoint_method`)
+METHODS = ("parallel", "gather")
+#: environment variable that chooses the method when the caller does not
+IO_ENV = "SSBFRAC_CHECKPOINT_IO"
 
 _ARRAY_TAG = "__ndarray__"
 
@@ -178,20 +198,25 @@ def _fingerprint_mismatch(stored: str, expected: str) -> str | None:
 # --------------------------------------------------------------------------- writing
 
 
-def _gather_function(name: str, f: fem.Function, comm: MPI.Comm) -> dict | None:
-    """Collective: the keys and values of all nodes of ``f`` on rank 0 (in rank order)."""
+def checkpoint_method(method: str | None = None) -> str:
+    """How checkpoints are written and read: ``method`` if given, else the environment
+    variable ``SSBFRAC_CHECKPOINT_IO``, else ``"parallel"``; ``"parallel"`` or ``"gather"``."""
+    method = method or os.environ.get(IO_ENV, "").strip() or "parallel"
+    if method not in METHODS:
+        raise CheckpointError(f"checkpoint I/O {method!r} (from {IO_ENV} or the caller): use one of "
+                              f"{', '.join(METHODS)}")
+    return method
+
+
+def _owned_block(name: str, f: fem.Function) -> dict:
+    """The keys and values of the nodes that this rank owns, and the function's attributes."""
     V = f.function_space
     bs = V.dofmap.index_map_bs
     keys = _owned_keys(name, V)
     n_owned = keys.shape[0]
-    values = f.x.array[: n_owned * bs].reshape(n_owned, bs).copy()
-    all_keys = comm.gather(keys, root=0)
-    all_values = comm.gather(values, root=0)
-    if comm.rank != 0:
-        return None
     return {
-        "keys": np.concatenate(all_keys),
-        "values": np.concatenate(all_values),
+        "keys": keys,
+        "values": f.x.array[: n_owned * bs].reshape(n_owned, bs),
         "attrs": {
             "element": str(V.ufl_element()),
             "bs": bs,
@@ -202,58 +227,57 @@ def _gather_function(name: str, f: fem.Function, comm: MPI.Comm) -> dict | None:
     }
 
 
-def _write_function(group: Any, name: str, data: dict) -> None:
+def _write_function(group: Any, name: str, block: dict, method: str) -> tuple[int | None, int | None]:
+    """Rank 0: the group of one function, with all its rows (gather) or with its datasets
+    allocated but not written (parallel: returns their byte offsets in the file)."""
     g = group.create_group(name)
-    g.create_dataset("keys", data=data["keys"])
-    g.create_dataset("values", data=data["values"])
-    for key, value in data["attrs"].items():
+    for key, value in block["attrs"].items():
         g.attrs[key] = value
+    if method == "gather":
+        g.create_dataset("keys", data=block["keys"])
+        g.create_dataset("values", data=block["values"])
+        return None, None
+    n = block["attrs"]["size_global"]
+    return (create_contiguous(g, "keys", (n, block["keys"].shape[1]), np.float64),
+            create_contiguous(g, "values", (n, block["attrs"]["bs"]), block["values"].dtype))
 
 
-def _fsync(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, tmp: Path, gathered: dict[str, dict], encoded_state: str,
-                arrays: list[np.ndarray], fingerprint: str, comm_size: int) -> None:
+def _write_file(tmp: Path, functions: Mapping[str, dict], state: Mapping[str, Any], fingerprint: str,
+                comm_size: int, method: str) -> dict[str, tuple[int | None, int | None]]:
+    """Rank 0: write the file ``tmp`` with the state and either the functions' data
+    (``functions[name]`` with all rows: gather) or their allocated datasets (parallel);
+    returns the byte offsets of those datasets (parallel)."""
     import h5py
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format"] = FORMAT
-            h5.attrs["format_version"] = FORMAT_VERSION
-            h5.attrs["fingerprint"] = fingerprint
-            h5.attrs["comm_size"] = comm_size
-            h5.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            functions = h5.create_group("functions")
-            for name, data in gathered.items():
-                _write_function(functions, name, data)
-            st = h5.create_group("state")
-            st.create_dataset("json", data=encoded_state)
-            arr = st.create_group("arrays")
-            for i, a in enumerate(arrays):
-                arr.create_dataset(str(i), data=a)
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    arrays: list[np.ndarray] = []
+    encoded = json.dumps(_encode_state(state, arrays, ""))
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    offsets = {}
+    with h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = FORMAT
+        h5.attrs["format_version"] = FORMAT_VERSION
+        h5.attrs["fingerprint"] = fingerprint
+        h5.attrs["comm_size"] = comm_size
+        h5.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        h5.attrs["io"] = method
+        group = h5.create_group("functions")
+        for name, data in functions.items():
+            offsets[name] = _write_function(group, name, data, method)
+        st = h5.create_group("state")
+        st.create_dataset("json", data=encoded)
+        arr = st.create_group("arrays")
+        for i, a in enumerate(arrays):
+            arr.create_dataset(str(i), data=a)
+    return offsets
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, CheckpointError) else f"{type(exc).__name__}: {exc}"
 
 
 def write_checkpoint(path: str | os.PathLike, functions: Mapping[str, fem.Function],
                      state: Mapping[str, Any], comm: MPI.Comm,
-                     fingerprint: str | Mapping[str, Any] | None = None) -> Path:
+                     fingerprint: str | Mapping[str, Any] | None = None, method: str | None = None) -> Path:
     """Write ``functions`` and ``state`` to the HDF5 file ``path``, atomically (collective).
 
     Args:
@@ -269,6 +293,8 @@ def write_checkpoint(path: str | os.PathLike, functions: Mapping[str, fem.Functi
         fingerprint: identifies the case and mesh; a string, or a mapping such as
             ``{"case": <hash>, "mesh": <cells, vertices>}`` so that a mismatch on
             reading names the part that differs.
+        method: ``"parallel"`` (every rank writes its rows, MPI-IO) or ``"gather"``
+            (rank 0 writes everything); default :func:`checkpoint_method`.
 
     Returns:
         ``path`` as a Path.
@@ -279,17 +305,44 @@ def write_checkpoint(path: str | os.PathLike, functions: Mapping[str, fem.Functi
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    method = checkpoint_method(method)
     for name in functions:
         _check_name(name)
-    gathered = {name: _gather_function(name, f, comm) for name, f in functions.items()}
-    error: str | None = None
+    blocks = {name: _owned_block(name, f) for name, f in functions.items()}
+    text = _fingerprint_text(fingerprint)
+    if method == "gather":
+        for block in blocks.values():
+            block["keys"], block["values"] = gather_rows(block["keys"], block["values"], comm)
+    error, offsets = None, None
     if comm.rank == 0:
         try:
-            arrays: list[np.ndarray] = []
-            encoded = json.dumps(_encode_state(state, arrays, ""))
-            _write_file(path, tmp, gathered, encoded, arrays, _fingerprint_text(fingerprint), comm.size)
+            offsets = _write_file(tmp, blocks, state, text, comm.size, method)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, CheckpointError) else str(exc)
+            error = _message(exc)
+    error, offsets = comm.bcast((error, offsets), root=0)
+    if error is None and method == "parallel":
+        rows = []  # (byte offset of this rank's first row, its rows), rank after rank in the file
+        for name, b in blocks.items():
+            start = block_start(b["keys"].shape[0], comm)
+            for data, offset in zip((b["keys"], b["values"]), offsets[name]):
+                row_bytes = data.dtype.itemsize * data.shape[1]
+                rows.append((None if offset is None else offset + start * row_bytes, data))
+        try:
+            write_rows(tmp, rows, comm)
+        except Exception as exc:
+            error = _message(exc)
+        errors = [e for e in comm.allgather(error) if e is not None]
+        error = errors[0] if errors else None
+    if comm.rank == 0:
+        try:
+            if error is None:
+                fsync(tmp)
+                os.replace(tmp, path)
+                fsync(path.parent)
+        except OSError as exc:
+            error = _message(exc)
+        if error is not None:
+            tmp.unlink(missing_ok=True)
     error = comm.bcast(error, root=0)
     if error is not None:
         raise CheckpointError(f"writing checkpoint {path} failed: {error}")
@@ -299,9 +352,8 @@ def write_checkpoint(path: str | os.PathLike, functions: Mapping[str, fem.Functi
 # --------------------------------------------------------------------------- reading
 
 
-def _read_file(path: Path, requested: Mapping[str, tuple[int, int, int]],
-               fingerprint: str | None) -> tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Rank 0: validate the file and read the state and the requested functions.
+def _read_header(path: Path, requested: Mapping[str, tuple[int, int, int]], fingerprint: str | None) -> dict:
+    """Rank 0: validate the file against the functions to fill and return its state.
 
     ``requested`` maps a name to (number of nodes, block size, key width) of the
     receiving function."""
@@ -329,11 +381,10 @@ def _read_file(path: Path, requested: Mapping[str, tuple[int, int, int]],
         if missing:
             raise CheckpointError(f"checkpoint {path} has no function {', '.join(map(repr, missing))} "
                                   f"(it holds: {', '.join(stored_names) or 'none'})")
-        data = {}
         for name, (size_global, bs, width) in requested.items():
             g = h5["functions"][name]
-            keys, values = g["keys"][...], g["values"][...]
-            if values.shape != (size_global, bs):
+            keys, values = g["keys"], g["values"]
+            if values.shape != (size_global, bs) or keys.shape[0] != size_global:
                 raise CheckpointError(
                     f"function '{name}': checkpoint {path} has {values.shape[0]} nodes x {values.shape[1]} "
                     f"values ({g.attrs.get('element', '?')}), this run has {size_global} x {bs} "
@@ -342,15 +393,13 @@ def _read_file(path: Path, requested: Mapping[str, tuple[int, int, int]],
                 raise CheckpointError(
                     f"function '{name}': checkpoint {path} stores it on {g.attrs.get('element', '?')}, "
                     f"which differs from this run's space in dimension or continuity")
-            data[name] = (keys, values)
         arrays = {int(k): v[...] for k, v in h5["state"]["arrays"].items()}
-        state = _decode_state(json.loads(h5["state"]["json"][()]), arrays)
-    return state, data
+        return _decode_state(json.loads(h5["state"]["json"][()]), arrays)
 
 
 def read_checkpoint(path: str | os.PathLike, functions: Mapping[str, fem.Function], comm: MPI.Comm,
                     fingerprint: str | Mapping[str, Any] | None = None,
-                    rtol: float = MATCH_RTOL) -> dict:
+                    rtol: float = MATCH_RTOL, method: str | None = None) -> dict:
     """Fill ``functions`` from the checkpoint ``path`` and return its state (collective).
 
     The number of ranks may differ from the writing run; the mesh must be the same
@@ -364,6 +413,8 @@ def read_checkpoint(path: str | os.PathLike, functions: Mapping[str, fem.Functio
         comm: the communicator of the mesh.
         fingerprint: if given, must equal the fingerprint stored with the checkpoint.
         rtol: matching tolerance for the node keys, relative to the smallest cell size.
+        method: ``"parallel"`` (every rank reads a slice) or ``"gather"`` (rank 0 reads
+            everything); default :func:`checkpoint_method`. Either reads any checkpoint.
 
     Returns:
         The state dict as written (numpy arrays restored), the same on every rank.
@@ -374,38 +425,45 @@ def read_checkpoint(path: str | os.PathLike, functions: Mapping[str, fem.Functio
             node that has no stored counterpart (different mesh).
     """
     path = Path(path)
+    method = checkpoint_method(method)
     for name in functions:
         _check_name(name)
     requested = {name: _space_shape(name, f.function_space) for name, f in functions.items()}
     expected = None if fingerprint is None else _fingerprint_text(fingerprint)
     error: str | None = None
     state: dict | None = None
-    data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if comm.rank == 0:
         try:
-            state, data = _read_file(path, requested, expected)
+            state = _read_header(path, requested, expected)
         except CheckpointError as exc:
             error = str(exc)
         except Exception as exc:
-            error = f"reading checkpoint {path} failed: {type(exc).__name__}: {exc}"
-    error = comm.bcast(error, root=0)
+            error = f"reading checkpoint {path} failed: {_message(exc)}"
+    error, state = comm.bcast((error, state), root=0)
     if error is not None:
         raise CheckpointError(error)
-    state = comm.bcast(state, root=0)
+    try:
+        stored = read_row_slices(path, [f"functions/{name}" for name in functions], comm,
+                                 on_root=method == "gather")
+    except Exception as exc:
+        error = f"reading checkpoint {path} failed: {_message(exc)}"
+    errors = [e for e in comm.allgather(error) if e is not None]
+    if errors:
+        raise CheckpointError(errors[0])
 
     tolerances: dict[int, float] = {}
     for name, f in functions.items():
         V = f.function_space
         if id(V.mesh) not in tolerances:
             tolerances[id(V.mesh)] = _match_tolerance(V.mesh, comm, rtol)
-        _scatter_function(name, f, data.get(name), comm, tolerances[id(V.mesh)], path)
+        _fill_function(name, f, stored.pop(f"functions/{name}", None), comm, tolerances[id(V.mesh)], path)
     return state
 
 
-def _scatter_function(name: str, f: fem.Function, stored: tuple[np.ndarray, np.ndarray] | None,
-                      comm: MPI.Comm, tol: float, path: Path) -> None:
-    """Collective: send each rank the stored nodes inside its bounding box, match them
-    to the owned nodes by key and set the values."""
+def _fill_function(name: str, f: fem.Function, rows: tuple[np.ndarray, np.ndarray] | None,
+                   comm: MPI.Comm, tol: float, path: Path) -> None:
+    """Collective: route the stored rows that each rank read to the ranks whose bounding
+    box holds their keys, match them to the owned nodes by key and set the values."""
     from scipy.spatial import cKDTree
 
     V = f.function_space
@@ -413,19 +471,10 @@ def _scatter_function(name: str, f: fem.Function, stored: tuple[np.ndarray, np.n
     keys = _owned_keys(name, V)
     n_owned = keys.shape[0]
     box = (keys.min(axis=0) - tol, keys.max(axis=0) + tol) if n_owned else None
-    boxes = comm.gather(box, root=0)
-    parts = None
-    if comm.rank == 0:
-        assert stored is not None
-        k_all, v_all = stored
-        parts = []
-        for b in boxes:
-            if b is None:
-                parts.append((k_all[:0], v_all[:0]))
-            else:
-                inside = np.all((k_all >= b[0]) & (k_all <= b[1]), axis=1)
-                parts.append((k_all[inside], v_all[inside]))
-    k_part, v_part = comm.scatter(parts, root=0)
+    if rows is None:  # gather: the ranks other than 0 read nothing
+        rows = (np.zeros((0, keys.shape[1])), np.zeros((0, bs), dtype=f.x.array.dtype))
+    k_part, v_part = route_to_boxes(rows[0], rows[1], box, comm)
+    del rows
 
     unmatched = np.ones(n_owned, dtype=bool)
     idx = np.zeros(n_owned, dtype=np.int64)
@@ -442,6 +491,3 @@ def _scatter_function(name: str, f: fem.Function, stored: tuple[np.ndarray, np.n
     values = v_part[idx]
     f.x.array[: n_owned * bs] = values.reshape(-1).astype(f.x.array.dtype, copy=False)
     f.x.scatter_forward()
-
-
-# --------------------------------------------------------------------------- stopping

@@ -1,6 +1,7 @@
 """Checkpoint/restart (solver/runs/checkpoint.py): round trips of P1, P2-vector, DG0 and DG1
-functions with the run state, restart on a different number of ranks, atomic writes,
-error messages and the stop-request signal handler.
+functions with the run state, written and read in parallel (MPI-IO) or through rank 0
+(gather), restart on a different number of ranks, atomic writes, error messages and the
+stop-request signal handler.
 
 The helpers below are also imported by the two-rank script that the MPI test launches.
 """
@@ -121,14 +122,22 @@ def max_difference(a: dict[str, fem.Function], b: dict[str, fem.Function], comm:
 
 
 @pytest.mark.parametrize("kind", MESHES)
-def test_round_trip(tmp_path, kind):
+@pytest.mark.parametrize("write, read", [("parallel", "parallel"), ("gather", "gather"), ("gather", "parallel"),
+                                         ("parallel", "gather")])
+def test_round_trip(tmp_path, kind, write, read):
+    """Both methods write the same layout: either reads what the other wrote."""
+    import h5py
+
     comm = MPI.COMM_WORLD
     domain = build_mesh(kind, comm)
     src = make_functions(domain, scale=1.0)
-    path = write_checkpoint(tmp_path / "checkpoint.h5", src, make_state(), comm, fingerprint=FINGERPRINT)
+    path = write_checkpoint(tmp_path / "checkpoint.h5", src, make_state(), comm, fingerprint=FINGERPRINT,
+                            method=write)
     assert path.is_file() and not (tmp_path / "checkpoint.h5.tmp").exists()
+    with h5py.File(path) as h5:
+        assert h5.attrs["io"] == write
     dst = make_functions(domain)
-    state = read_checkpoint(path, dst, comm, fingerprint=FINGERPRINT)
+    state = read_checkpoint(path, dst, comm, fingerprint=FINGERPRINT, method=read)
     for name in src:
         assert np.max(np.abs(src[name].x.array)) > 0.1
     assert max_difference(src, dst, comm) == 0.0
@@ -169,14 +178,16 @@ for kind in t.MESHES:
     nloc = domain.topology.index_map(2).size_local
     nglob = domain.topology.index_map(2).size_global
     assert 0 < nloc < nglob, "the mesh should be split between the ranks"
-    fs = t.make_functions(domain)
-    state = read_checkpoint(os.path.join(src, kind + ".h5"), fs, comm, fingerprint=t.FINGERPRINT)
-    t.check_state(state)
-    ref = t.make_functions(domain, scale=1.0)
-    diff = t.max_difference(fs, ref, comm)
-    assert diff < 1e-12, (kind, diff)
-    write_checkpoint(os.path.join(out, kind + ".h5"), t.make_functions(domain, scale=2.0),
-                     t.make_state(2.0), comm, fingerprint=t.FINGERPRINT)
+    for method in ("parallel", "gather"):
+        fs = t.make_functions(domain)
+        state = read_checkpoint(os.path.join(src, kind + ".h5"), fs, comm, fingerprint=t.FINGERPRINT,
+                                method=method)
+        t.check_state(state)
+        diff = t.max_difference(fs, t.make_functions(domain, scale=1.0), comm)
+        assert diff < 1e-12, (kind, method, diff)
+    for method in ("parallel", "gather"):
+        write_checkpoint(os.path.join(out, f"{{kind}}-{{method}}.h5"), t.make_functions(domain, scale=2.0),
+                         t.make_state(2.0), comm, fingerprint=t.FINGERPRINT, method=method)
 # errors are raised on every rank (no rank is left waiting)
 for path, fingerprint in ((os.path.join(src, "gmsh.h5"), {{"case": "other"}}),
                           (os.path.join(src, "none.h5"), None)):
@@ -198,7 +209,8 @@ if comm.rank == 0:
 
 @pytest.mark.mpi
 def test_restart_on_other_rank_count(tmp_path):
-    """Written on 1 rank, read on 2 (and the other way round): values at the same nodes."""
+    """Written on 1 rank, read on 2 (and the other way round, in parallel or through rank
+    0): values at the same nodes."""
     exe = mpiexec()
     if exe is None:
         pytest.skip("mpiexec not found")
@@ -216,38 +228,53 @@ def test_restart_on_other_rank_count(tmp_path):
 
     for kind in MESHES:
         domain = build_mesh(kind, comm)
-        fs = make_functions(domain)
-        check_state(read_checkpoint(two / f"{kind}.h5", fs, comm, fingerprint=FINGERPRINT), 2.0)
-        assert max_difference(fs, make_functions(domain, scale=2.0), comm) < 1e-12
-        with h5py.File(one / f"{kind}.h5") as a, h5py.File(two / f"{kind}.h5") as b:
-            assert int(a.attrs["comm_size"]) == 1 and int(b.attrs["comm_size"]) == 2
-            for name in fs:
-                assert a["functions"][name]["keys"].shape == b["functions"][name]["keys"].shape
+        for method in ("parallel", "gather"):
+            fs = make_functions(domain)
+            check_state(read_checkpoint(two / f"{kind}-{method}.h5", fs, comm, fingerprint=FINGERPRINT), 2.0)
+            assert max_difference(fs, make_functions(domain, scale=2.0), comm) < 1e-12
+            with h5py.File(one / f"{kind}.h5") as a, h5py.File(two / f"{kind}-{method}.h5") as b:
+                assert int(a.attrs["comm_size"]) == 1 and int(b.attrs["comm_size"]) == 2
+                assert b.attrs["io"] == method
+                for name in fs:
+                    assert a["functions"][name]["keys"].shape == b["functions"][name]["keys"].shape
 
 
 # --------------------------------------------------------------------------- atomicity
 
 
-def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ckpt.METHODS)
+def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch, method):
+    """A write that fails half-way (rank 0's HDF5 writing, or the ranks' MPI-IO) leaves
+    the previous checkpoint as it was and no temporary file."""
     comm = MPI.COMM_WORLD
     domain = build_mesh("square", comm)
     path = tmp_path / "checkpoint.h5"
     first = make_functions(domain, scale=1.0)
-    write_checkpoint(path, first, make_state(1.0), comm)
+    write_checkpoint(path, first, make_state(1.0), comm, method=method)
 
     calls = []
-    original = ckpt._write_function
+    if method == "gather":
+        original = ckpt._write_function
 
-    def failing(group, name, data):
-        calls.append(name)
-        if len(calls) == 2:
+        def failing(group, name, *args):
+            calls.append(name)
+            if len(calls) == 2:
+                raise OSError("disk full (simulated)")
+            return original(group, name, *args)
+
+        monkeypatch.setattr(ckpt, "_write_function", failing)
+    else:
+        original = ckpt.write_rows
+
+        def failing(file, rows, comm):
+            calls.extend(rows[:3])
+            original(file, rows[:3], comm)  # the first function and a part of the second
             raise OSError("disk full (simulated)")
-        original(group, name, data)
 
-    monkeypatch.setattr(ckpt, "_write_function", failing)
+        monkeypatch.setattr(ckpt, "write_rows", failing)
     with pytest.raises(CheckpointError, match="disk full"):
-        write_checkpoint(path, make_functions(domain, scale=5.0), make_state(5.0), comm)
-    assert len(calls) == 2
+        write_checkpoint(path, make_functions(domain, scale=5.0), make_state(5.0), comm, method=method)
+    assert len(calls) == (2 if method == "gather" else 3)
     assert not path.with_name(path.name + ".tmp").exists()
     monkeypatch.undo()
 
