@@ -3,7 +3,7 @@
     python benchmarks/run_all.py [--quick]
 
 --quick skips the long ones (3D meshing, the fracture-scheme comparison on the default
-case). Each benchmark prints its own targets; nothing is asserted here.
+case, checkpoint I/O at 2.4M DOFs). Each benchmark prints its own targets; nothing is asserted here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ BENCHMARKS = [
     ("cycling.py", [], False),
     ("fracture_scheme.py", [], True),
     ("mesh_3d.py", [], True),
+    ("checkpoint_io.py", [], True),
 ]
 
 
