@@ -8,6 +8,8 @@ results as an uninterrupted run.
 * a galvanostatic run (tests/data/electrochem_small.yaml) stopped through the Slurm batch
   script of a sweep (the time-limit signal forwarded as SIGTERM, requeue with a stand-in
   scontrol), continued on 2 MPI ranks;
+* a 3D fracture run (cases/microstructures/spheres_3d.yaml, small and coarse, with the
+  history field) stopped on 2 MPI ranks and continued on 1 (checkpoint written in parallel);
 * the refusals: no checkpoint, complete run, different case, foreign checkpoint.
 """
 
@@ -100,7 +102,7 @@ def fracture_runs(tmp_path_factory):
     """A: uninterrupted. B: stopped after 3 and 6 accepted steps, then completed.
     C: B as it was after its first stop (checkpoint after step 3). D: B as it was after
     its second stop, with C's checkpoint and without stopped.json: a run killed after a
-    periodic checkpoint, having written rows and fields past it."""
+    periodic checkpoint, having written rows and fields past it, continued on 2 ranks."""
     base = tmp_path_factory.mktemp("restart")
     dirs = {k: base / k for k in "ABCD"}
     r = ssbfrac(FRACTURE, dirs["A"], SHRINK)
@@ -119,7 +121,8 @@ def fracture_runs(tmp_path_factory):
     shutil.copy2(dirs["C"] / CHECKPOINT_FILE, dirs["D"] / CHECKPOINT_FILE)
     (dirs["D"] / STOP_MARKER).unlink()
     log["killed state"] = run_state(dirs["D"])
-    log["killed restart"] = ssbfrac(FRACTURE, dirs["D"], SHRINK, "--restart")
+    # continued on 2 ranks (when there is an mpiexec) from the checkpoint written on 1
+    log["killed restart"] = ssbfrac(FRACTURE, dirs["D"], SHRINK, "--restart", ranks=2 if mpiexec() else 1)
     return dirs, log
 
 
@@ -173,6 +176,8 @@ def test_restart_after_a_kill_cuts_outputs_back_to_the_checkpoint(fracture_runs)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert_same_history(dirs["A"], dirs["D"], rtol=1e-6)
     assert_same_series(field_series(dirs["A"]), field_series(dirs["D"]))
+    ranks = json.loads((dirs["D"] / "summary.json").read_text())["ranks_per_attempt"]
+    assert ranks[-1] == (2 if mpiexec() else 1)
 
 
 def test_restart_refusals(fracture_runs, tmp_path):
@@ -287,6 +292,44 @@ def test_galvanostatic_run_stopped_by_slurm_signal_and_continued_on_two_ranks(tm
     assert [s["event"] for s in sb["cell"]["segments"]] == [s["event"] for s in sa["cell"]["segments"]]
     assert (run_dir / "profiles.csv").read_text().count("\n") == (ref / "profiles.csv").read_text().count("\n")
     assert_same_series(field_series(ref), field_series(run_dir))
+
+
+# --------------------------------------------------------------------------- 3D, written on 2 ranks, continued on 1
+SPHERES_3D = ROOT / "cases" / "microstructures" / "spheres_3d.yaml"
+#: a small, coarse version of the 3D case (about 5k cells, 6 particles) that starts to crack
+SMALL_3D = ["geometry.size=[8.0e-6, 9.0e-6, 9.0e-6]", "geometry.mesh.size=2.0e-6", "geometry.mesh.interface_size=0.8e-6",
+            "fracture.enabled=true", "fracture.model=AT1", "fracture.irreversibility=history",
+            "materials.electrolyte.fracture={critical_strain: 0.01, ell: 1.0e-6}", "loading.path=[0.0, 0.8]",
+            "loading.steps=4", "output.fields_every=1"]
+
+
+@pytest.mark.mpi
+def test_3d_run_checkpointed_on_two_ranks_and_continued_on_one(tmp_path):
+    """Every rank writes its part of the checkpoint (MPI-IO), the continuation on one rank
+    reads it back (displacement, damage, its accepted value and the DG0 history field in
+    3D) and ends where the uninterrupted one-rank run ends."""
+    import h5py
+
+    if mpiexec() is None:
+        pytest.skip("mpiexec not found")
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    r = ssbfrac(SPHERES_3D, ref, SMALL_3D)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = ssbfrac(SPHERES_3D, run, SMALL_3D, stop_after=2, ranks=2)
+    assert r.returncode == EXIT_CHECKPOINTED, r.stdout[-2000:] + r.stderr[-3000:]
+    with h5py.File(run / CHECKPOINT_FILE, "r") as h5:
+        assert int(h5.attrs["comm_size"]) == 2 and h5.attrs["io"] == "parallel"
+        functions = h5["functions"]
+        assert set(functions) == {"displacement", "damage", "damage_accepted", "H_history"}
+        assert functions["displacement"]["values"].shape[1] == 3 and functions["H_history"]["keys"].shape[1] == 6
+        assert np.max(functions["H_history"]["values"][...]) > 0.0
+    r = ssbfrac(SPHERES_3D, run, SMALL_3D, "--restart")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert_same_history(ref, run, rtol=1e-6)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref, run))
+    assert sb["ranks_per_attempt"] == [2, 1] and sb["restarts"] == 1
+    assert sa["final"]["d_max"] > 0.1, "the case must start to crack"
+    assert_same_series(field_series(ref), field_series(run))
 
 
 # --------------------------------------------------------------------------- cutting outputs back (no solver)
