@@ -239,6 +239,25 @@ def test_restart_on_other_rank_count(tmp_path):
                     assert a["functions"][name]["keys"].shape == b["functions"][name]["keys"].shape
 
 
+def test_method_from_the_environment(tmp_path, monkeypatch):
+    """SSBFRAC_CHECKPOINT_IO chooses the method when the caller does not; a wrong value is
+    an error before anything is written."""
+    import h5py
+
+    comm = MPI.COMM_WORLD
+    fs = make_functions(build_mesh("square", comm), scale=1.0)
+    monkeypatch.setenv(ckpt.IO_ENV, "gather")
+    write_checkpoint(tmp_path / "g.h5", fs, {}, comm)
+    monkeypatch.delenv(ckpt.IO_ENV)
+    write_checkpoint(tmp_path / "p.h5", fs, {}, comm)
+    with h5py.File(tmp_path / "g.h5") as g, h5py.File(tmp_path / "p.h5") as p:
+        assert g.attrs["io"] == "gather" and p.attrs["io"] == "parallel"
+    monkeypatch.setenv(ckpt.IO_ENV, "posix")
+    with pytest.raises(CheckpointError, match="checkpoint I/O 'posix'.*parallel, gather"):
+        write_checkpoint(tmp_path / "x.h5", fs, {}, comm)
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.tmp").exists()
+
+
 # --------------------------------------------------------------------------- atomicity
 
 
