@@ -47,7 +47,8 @@ def block_start(n_local: int, comm: MPI.Comm) -> int:
 def write_rows(path: str | Path, blocks: Sequence[tuple[int | None, np.ndarray]], comm: MPI.Comm) -> None:
     """Write each rank's ``(byte offset, array)`` blocks into the existing file ``path``
     (collective; every rank passes the same number of blocks, empty ones included) and
-    flush them to disk. Raises on every rank if the file cannot be opened or written."""
+    flush them to disk. Raises where the file cannot be opened or written (MPI returns
+    file errors to the caller): the caller tells the other ranks."""
     fh = MPI.File.Open(comm, str(path), MPI.MODE_WRONLY)
     try:
         for offset, data in blocks:
