@@ -47,7 +47,7 @@ class Mechanics(Schema):
     linear_solver: Literal["auto", "direct", "iterative"] = Field(
         "auto",
         description=(
-            "elasticity linear solve: direct (MUMPS LU), iterative (CG + GAMG with the rigid-body "
+            "elasticity linear solve: direct (MUMPS Cholesky), iterative (CG + GAMG with the rigid-body "
             "near-nullspace), or auto: direct up to 200k displacement DOFs in 2D and 30k in 3D"
         ),
     )
