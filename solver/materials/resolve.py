@@ -207,12 +207,13 @@ def missing_for(data: dict) -> list[tuple[str, str, str]]:
                 out.append((f"materials.{phase}.{key}", entry["use"], key))
         if phase in cracking:
             f = entry.get("fracture") or {}
-            if "Gc" not in f and "K_Ic" not in f:
+            tough, strength, ell = "Gc" in f or "K_Ic" in f, "strength" in f or "critical_strain" in f, "ell" in f
+            # the cohesive model takes a toughness, a strength and ell; AT1/AT2 any two of them
+            if not tough and (cohesive or not (strength and ell)):
                 out.append((f"materials.{phase}.fracture", entry["use"], "K_Ic or Gc (fracture toughness)"))
-            strength = "strength" in f or "critical_strain" in f
-            if cohesive and not strength:  # the cohesive model takes strength and ell both
+            if cohesive and not strength:
                 out.append((f"materials.{phase}.fracture.strength", entry["use"], "strength (tensile strength)"))
-            elif not cohesive and not strength and "ell" not in f:
+            elif not cohesive and not strength and not ell:
                 out.append((f"materials.{phase}.fracture.strength", entry["use"], "strength"))
         if phase in ("active", "active_b") and "expansion_table" not in entry and "expansion" not in entry:
             out.append((f"materials.{phase}.expansion", entry["use"], "expansion (chemical strain)"))
