@@ -27,8 +27,16 @@ from pathlib import Path
 import numpy as np
 
 from postprocess import plots
-from postprocess.history import (PostprocessError, error_message, get_path, read_case, read_history,
-                                 read_summary, run_status, accepted_rows)
+from postprocess.history import (
+    PostprocessError,
+    accepted_rows,
+    error_message,
+    get_path,
+    read_case,
+    read_history,
+    read_summary,
+    run_status,
+)
 from postprocess.localisation import localisation
 from postprocess.stages import detect_stages_from_history
 
@@ -103,7 +111,13 @@ def _short_unit(text: str | None, default: str) -> str:
 
 
 def _field_figures(run_dir: Path, out: Path, steps, history, formats, figures, skipped, case=None) -> str:
-    from postprocess.fields import damageable_phases, field_figure, read_field_file, select_outputs, series_limits
+    from postprocess.fields import (
+        damageable_phases,
+        field_figure,
+        read_field_file,
+        select_outputs,
+        series_limits,
+    )
 
     h5 = run_dir / "fields.h5"
     if steps is not None and "none" in steps:
@@ -282,7 +296,7 @@ def _parameter_rows(case: dict, summary: dict | None) -> list[tuple[str, str]]:
     table = get_path(case, "materials.active.expansion_table")
     active = _joined(f"E = {num('materials.active.E', 1e-9)} GPa" if num("materials.active.E", 1e-9) else "",
                      f"nu = {num('materials.active.nu')}" if num("materials.active.nu") else "",
-                     f"expansion table {table.get('strain')} (volumetric strain)" if isinstance(table, dict)
+                     f"expansion table x {table.get('x')}, volumetric strain {table.get('strain')}" if isinstance(table, dict)
                      else f"expansion = {num('materials.active.expansion', 100)} % (volumetric, x = 0 to 1)"
                      if num("materials.active.expansion", 100) else "") + named("materials.active")
     electrolyte = _joined(f"E = {num('materials.electrolyte.E', 1e-9)} GPa" if num("materials.electrolyte.E", 1e-9)
@@ -335,6 +349,29 @@ def _parameter_rows(case: dict, summary: dict | None) -> list[tuple[str, str]]:
             ("versions", versions),
         ]
     return [(k, v) for k, v in rows if v]
+
+
+#: entries of a case that hold a material's name, named set (use) and sources: (path, label)
+MATERIAL_ENTRIES = [(f"materials.{p}", p) for p in ("active", "active_b", "electrolyte", "separator",
+                                                     "collector_layer", "coating")] + [
+    (f"loading.{p}", f"{p} (transport)") for p in ("active", "active_b", "electrolyte", "separator",
+                                                  "collector_layer", "coating")]
+
+
+def _material_rows(case: dict) -> list[tuple[str, str, str, str]]:
+    """(phase, name, named set, sources) of every material entry of the case that names
+    a material, a set or a source (table cells: whitespace collapsed, pipes escaped)."""
+
+    def cell(v) -> str:
+        return " ".join(str(v).split()).replace("|", "\\|") if v else "-"
+
+    rows = []
+    for path, label in MATERIAL_ENTRIES:
+        entry = get_path(case, path)
+        if not isinstance(entry, dict) or not any(entry.get(k) for k in ("name", "use", "source")):
+            continue
+        rows.append((label, cell(entry.get("name")), cell(entry.get("use")), cell(entry.get("source"))))
+    return rows
 
 
 def _stage_table(stages: dict, crack_unit: str) -> list[str]:
@@ -390,12 +427,12 @@ def _report_text(run_dir, out, case, summary, status, history, stages, abscissa,
 
     lines += ["## Crack growth", ""]
     lines += _stage_table(stages, u["crack"])
-    lines += ["", f"Stages of the regularised crack length ({u['crack']}) after Bucci et al., J. Mater. Chem. A 5 (2017) 19422: "
-              "I no crack until the onset, II growth at a near-constant rate, III deceleration and saturation. "
-              "The onset is where the crack first exceeds a small fraction of its total growth (and an absolute "
-              "floor); the stage-II rate is a Theil-Sen fit over the central part of the rise; stage III starts "
-              "where the local growth rate falls below half the stage-II rate for good. Exact definitions: "
-              "docs/postprocessing.md.", ""]
+    lines += ["", (f"Stages of the regularised crack length ({u['crack']}) after Bucci et al., J. Mater. Chem. A 5 "
+                   "(2017) 19422: I no crack until the onset, II growth at a near-constant rate, III deceleration and "
+                   "saturation. The onset is where the crack first exceeds a small fraction of its total growth (and "
+                   "an absolute floor); the stage-II rate is a Theil-Sen fit over the central part of the rise; stage "
+                   "III starts where the local growth rate falls below half the stage-II rate for good. Exact "
+                   "definitions: docs/postprocessing.md."), ""]
     hunits = {**_history_units(), **((summary or {}).get("history_units") or {})}  # summary's win
     finals = [(plots.CRACK_LABELS["crack_length"], "crack_length", u["crack"]),
               (plots.CRACK_LABELS["crack_length_sharp"] + " (2D)", "crack_length_sharp", u["crack"]),
@@ -422,15 +459,23 @@ def _report_text(run_dir, out, case, summary, status, history, stages, abscissa,
         lines += [f"| {label} | {_fmt(v)} | {unit} |" for label, v, unit in rows]
     loc = localisation(history)
     if loc["available"]:
-        lines += ["", f"Localisation (docs/model.md): the band-width ratio peaks at {_fmt(loc['band_width_ratio_max'])} "
-                  f"(last {_fmt(loc['band_width_ratio_final'])}; 1 is a crack as thin as the 1D profile); sharp over "
-                  f"regularised crack length at the end {_fmt(loc['length_ratio_final'])} "
-                  f"(lowest {_fmt(loc['length_ratio_min'])})."]
+        lines += ["", (f"Localisation (docs/model.md): the band-width ratio peaks at "
+                       f"{_fmt(loc['band_width_ratio_max'])} (last {_fmt(loc['band_width_ratio_final'])}; 1 is a crack "
+                       f"as thin as the 1D profile); sharp over regularised crack length at the end "
+                       f"{_fmt(loc['length_ratio_final'])} (lowest {_fmt(loc['length_ratio_min'])}).")]
         lines += [""]
 
     lines += ["## Key parameters", "", "| parameter | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in _parameter_rows(case, summary)]
     lines += [""]
+    materials = _material_rows(case)
+    if materials:
+        lines += ["## Materials", "", ("Where the material values of the run come from: the named material set "
+                                       "(`ssbfrac materials NAME`) and the sources of the values taken from it, "
+                                       "followed by the case's own sources of the values it gives itself."), "",
+                  "| phase | material | named set | sources |", "|---|---|---|---|"]
+        lines += [f"| {phase} | {name} | {use} | {source} |" for phase, name, use, source in materials]
+        lines += [""]
 
     lines += ["## Figures", ""]
     titles = {"crack_vs_soc": "Crack length against state of charge",

@@ -16,8 +16,9 @@ over the set's lithium range); ``loading.*``: c_max, diffusivity, ocv (a named c
 the set has one, else its table), kappa. Fields given in the case win over the set's;
 a field set to null removes the set's (e.g. ``fracture: {strength: null, ell: 2e-7}``
 for a model that takes only two failure properties). ``name`` becomes the set's name and
-``source`` lists the sources of every value taken from it, so that summary.json and
-report.md say where each number came from.
+``source`` lists the sources of every value taken from it, followed by the case's own
+``source`` (which says where the values given in the case come from), so that
+summary.json and report.md say where each number came from.
 
 A value that the set does not have (missing in the literature read for it) is not
 invented: a case that needs it must give it, and otherwise stops with a message naming
@@ -149,8 +150,12 @@ def _expand(value: Any, path: str, values_of) -> Any:
     base, used = values_of(mat)
     merged = _merge(base, own)
     taken = [k for k in used if not _overridden(k, own)]
-    if "source" not in own:
-        merged["source"] = _sources(mat, taken)
+    generated = _sources(mat, taken)
+    own_source = own.get("source")
+    if not own_source:
+        merged["source"] = generated
+    elif f"material set {name} (" not in own_source:  # not yet resolved: the set's sources, then the case's
+        merged["source"] = f"{generated}; values of the case: {' '.join(str(own_source).split())}"
     merged["use"] = name
     return merged
 
@@ -202,12 +207,13 @@ def missing_for(data: dict) -> list[tuple[str, str, str]]:
                 out.append((f"materials.{phase}.{key}", entry["use"], key))
         if phase in cracking:
             f = entry.get("fracture") or {}
-            if "Gc" not in f and "K_Ic" not in f:
+            tough, strength, ell = "Gc" in f or "K_Ic" in f, "strength" in f or "critical_strain" in f, "ell" in f
+            # the cohesive model takes a toughness, a strength and ell; AT1/AT2 any two of them
+            if not tough and (cohesive or not (strength and ell)):
                 out.append((f"materials.{phase}.fracture", entry["use"], "K_Ic or Gc (fracture toughness)"))
-            strength = "strength" in f or "critical_strain" in f
-            if cohesive and not strength:  # the cohesive model takes strength and ell both
+            if cohesive and not strength:
                 out.append((f"materials.{phase}.fracture.strength", entry["use"], "strength (tensile strength)"))
-            elif not cohesive and not strength and "ell" not in f:
+            elif not cohesive and not strength and not ell:
                 out.append((f"materials.{phase}.fracture.strength", entry["use"], "strength"))
         if phase in ("active", "active_b") and "expansion_table" not in entry and "expansion" not in entry:
             out.append((f"materials.{phase}.expansion", entry["use"], "expansion (chemical strain)"))

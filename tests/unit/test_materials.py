@@ -4,8 +4,8 @@ materials`` lists and shows them, and cases use them by name (missing values sto
 import json
 
 import pytest
-
 from conftest import ROOT, run_ssbfrac
+
 from solver.config import Case, CaseError
 from solver.materials import library, load, names
 from solver.materials.library import CLASSES, UNITS, MaterialError
@@ -67,6 +67,19 @@ def test_a_case_uses_sets_by_name_and_overrides_fields():
     # a resolved case, saved and read again, stays the same
     again = Case.model_validate(json.loads(json.dumps(c.model_dump(mode="json"))))
     assert again == c and c.with_overrides({}) == c
+
+
+def test_at1_takes_two_failure_properties_of_a_named_set():
+    """AT1 with a strength (critical strain) and ell: the set's toughness, set to null, is
+    not asked for."""
+    c = Case.from_yaml(DEFAULT).with_overrides(
+        {"fracture.model": "AT1",
+         "materials.electrolyte.fracture": {"K_Ic": None, "critical_strain": 0.019, "ell": 0.25e-6}})
+    f = c.materials.electrolyte.fracture
+    assert (f.K_Ic, f.Gc, f.critical_strain, f.ell) == (None, None, 0.019, 0.25e-6)
+    with pytest.raises(CaseError, match=r"materials\.electrolyte\.fracture: the material set lps7525_glass has no K_Ic"):
+        Case.from_yaml(DEFAULT).with_overrides({"fracture.model": "AT1", "materials.electrolyte.fracture": {
+            "K_Ic": None, "ell": 0.25e-6}})
 
 
 @pytest.mark.parametrize("entry, field", [

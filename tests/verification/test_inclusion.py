@@ -8,15 +8,15 @@ the eigenstrain out of plane too (true isotropic swelling), which is the case te
 
 import numpy as np
 import pytest
-from mpi4py import MPI
-
 from closed_forms import disc_inclusion
 from conftest import ROOT
+from mpi4py import MPI
+
 from meshes.benchmarks import quarter_inclusion_2d
 from solver.config import validate_case
+from solver.config.units import to_internal
 from solver.physics.mechanics import MechanicsProblem as Simulation
 from solver.runs.mesh import bundle_from_gmsh
-from solver.config.units import to_internal
 
 A, B = 1.0, 8.0  # um
 E1, NU1, E2, NU2, EXPANSION = 140e9, 0.25, 20e9, 0.3, 0.06  # SI, volumetric expansion
@@ -53,7 +53,7 @@ def fe_errors(sim):
     from dolfinx import fem
 
     e_star = EXPANSION / 3.0
-    p, srr, stt = disc_inclusion(E1 * 1e-9, NU1, E2 * 1e-9, NU2, e_star, A, B)
+    p, _srr, stt = disc_inclusion(E1 * 1e-9, NU1, E2 * 1e-9, NU2, e_star, A, B)
     x = ufl.SpatialCoordinate(sim.domain)
     r = ufl.sqrt(x[0] ** 2 + x[1] ** 2)
     n = ufl.as_vector([x[0] / r, x[1] / r, 0.0])
@@ -112,8 +112,11 @@ def test_a_reused_preconditioner_is_not_set_up_again():
     setups = PETSc.Log.Event("PCSetUp")
     case = ROOT / "cases" / "bucci2017_prescribed.yaml"
     # AT1 on a coarse mesh: only the operator's change with the damage matters here (the
-    # cohesive model would refuse ell < 2 h)
-    coarse = ["fracture.model=AT1", "materials.electrolyte.fracture={critical_strain: 0.019, ell: 0.25e-6}",
+    # cohesive model would refuse ell < 2 h); the cathode's geometry with fixed materials
+    # (a generic particle, E = 100 GPa, in a 18.5 GPa electrolyte), not the case's sets
+    coarse = ["fracture.model=AT1", "materials.active={E: 100.0e9, nu: 0.3, expansion: 0.10}",
+              "materials.electrolyte={E: 18.5e9, nu: 0.3, fracture: {critical_strain: 0.019, ell: 0.25e-6}}",
+              "loading.path=[0.0, 1.0]",
               "mechanics.linear_solver=iterative", "mechanics.petsc_options={ksp_rtol: 1.0e-12}",
               "geometry.mesh.size=0.3e-6", "geometry.mesh.interface_size=0.3e-6"]
     _, internal, packing = prepare_case(case, coarse, MPI.COMM_WORLD)
