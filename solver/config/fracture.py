@@ -27,10 +27,10 @@ class SchemeSpec(Schema):
         "third of ell per iteration, so a jump of L needs about 3 L / ell iterations",
     )
     relaxation: float = Field(1.8, ge=1, lt=2, description="accelerated: over-relaxation factor omega of the damage update")
-    switch_tolerance: float | None = Field(
-        None, ge=1e-12, lt=1,
+    switch_tolerance: float = Field(
+        1e-2, ge=1e-12, lt=1,
         description="accelerated: try Newton once max |d_k - d_(k-1)| is below this (each failed attempt lowers it "
-        "tenfold; default 0.5 for the cohesive model, 0.01 for AT1/AT2: docs/model.md, Solution schemes) [-]",
+        "tenfold) [-]",
     )
     newton_petsc_options: PetscOptions = Field(
         default_factory=dict, description="accelerated: PETSc options of the monolithic Newton solve"
@@ -56,12 +56,6 @@ class AdaptiveSpec(Schema):
     cut_factor: float = Field(0.5, ge=0.01, lt=1, description="step factor after a rejected step")
     growth_factor: float = Field(1.5, ge=1, le=4, description="step factor after an easy step")
     easy_iterations: int = Field(8, ge=1, le=100_000, description="a step that converged in at most this many iterations is easy")
-
-
-#: default ``scheme.switch_tolerance`` per model, measured on the study cathode (docs/model.md):
-#: the cohesive model's Newton converges from the first sweep of a stable-growth step, AT1's
-#: fails there and only costs iterations
-SWITCH_TOLERANCE = {"cohesive": 0.5, "AT1": 1e-2, "AT2": 1e-2}
 
 
 class InterfaceBand(Schema):
@@ -117,12 +111,6 @@ class Fracture(Schema):
     def _split_of_model(self):
         if self.split is None:
             self.split = "none" if self.model == "cohesive" else "spectral"
-        return self
-
-    @model_validator(mode="after")
-    def _newton_switch_of_model(self):
-        if self.scheme.switch_tolerance is None:
-            self.scheme.switch_tolerance = SWITCH_TOLERANCE[self.model]
         return self
 
     @model_validator(mode="after")
