@@ -28,6 +28,10 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
+#: a damage iterate that comes back to within this fraction of the last change of where it
+#: was two sweeps earlier is taken as a two-cycle of the iteration
+CYCLE_RATIO = 0.1
+
 
 @dataclass
 class StepResult:
@@ -37,6 +41,7 @@ class StepResult:
     damage_solves: int = 0
     newton_iterations: int = 0
     linear_iterations: int = 0
+    cycles: int = 0
     residual: float = 0.0
     reason: str = ""
 
@@ -172,6 +177,7 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
     reuse = getattr(spec, "reuse_preconditioner", False) and sim.elastic.iterative
     fresh_its = None  # Krylov iterations right after the last preconditioner set-up
     best, since_best = math.inf, 0  # stagnation watch
+    x_back = None  # the iterate before the last one (two-cycle watch)
     stagnation = 25
 
     kind0 = accelerator.kind
@@ -239,7 +245,18 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
             if newton_failures >= 3:
                 switch = 0.0
             continue
-        nxt = accelerator.update(x, g.copy())
+        # a two-cycle (the Rankine driving force is not the derivative of the stored energy,
+        # so alternate minimisation is not a descent method and can flip between two damage
+        # fields): the iterate comes back to where it was two sweeps ago; take the midpoint
+        back = comm.allreduce(float(np.max(np.abs(g - x_back))) if n and x_back is not None else math.inf,
+                              op=MPI.MAX)
+        if back < CYCLE_RATIO * err:
+            nxt = 0.5 * (x + g)
+            accelerator.reset()
+            res.cycles += 1
+        else:
+            nxt = accelerator.update(x, g.copy())
+        x_back = x
         np.clip(nxt, lower, upper, out=nxt)
         d.x.array[:n] = nxt
         d.x.scatter_forward()
