@@ -16,6 +16,10 @@ is the closed form to solver precision.
   compression, and the force along the direction is again E / (1 - nu^2) U L_y / L_x > 0.
 * 3D, rollers on the bottom, left and back, the top moved by U down (direction (0, -1, 0)):
   uniaxial stress, F = E U L_x L_z / L_y (N).
+* 2D simple shear: the bottom clamped, the top moved by U along x (u_y held at 0), u_y held
+  at 0 on the left and right sides (`type: fixed, components: [y]`, the sides of the
+  single-edge-notched shear test of Miehe et al. 2010): u = (U y / L_y, 0) is exact (sigma_xx
+  = 0, so the sides carry no normal traction), and F = mu U / L_y L_x.
 """
 
 import pytest
@@ -91,3 +95,10 @@ def test_3d_uniaxial_stress(tmp_path):
                  {"boundary": "top", "direction": [0.0, -1.0, 0.0], "components": ["y"]})
     assert F == pytest.approx(E * U / LY * LX * LZ, rel=1e-8)  # N
 
+
+def test_simple_shear_with_fixed_components(tmp_path):
+    _, mu = lame(E, NU)
+    fixed = "{type: fixed, components: [y]}"
+    F = reaction(tmp_path, "shear", 2, {"bottom": "clamped", "left": fixed, "right": fixed},
+                 {"boundary": "top", "direction": [1.0, 0.0]})
+    assert F == pytest.approx(mu * U / LY * LX, rel=1e-8)
