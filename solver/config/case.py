@@ -16,6 +16,36 @@ from solver.config.materials import Materials
 from solver.config.mechanics import Mechanics
 from solver.config.output import Output
 
+#: the axis normal to each side
+NORMAL_AXIS = {"left": 0, "right": 0, "bottom": 1, "top": 1, "back": 2, "front": 2}
+
+
+def rigid_motion_free(dim: int, held_on: dict[str, set[int]]) -> bool:
+    """True when some rigid motion of the unit box satisfies every held component (u_i = 0
+    on the sides that hold i): the rigid motions are linear in x, so holding a component on a
+    side is holding it at the side's corners, and the conditions leave a motion free when
+    those rows do not have full rank."""
+    import itertools
+
+    import numpy as np
+
+    rows = []
+    for side, axes in held_on.items():
+        a, at_end = NORMAL_AXIS[side], side in ("right", "top", "front")
+        for corner in itertools.product((0.0, 1.0), repeat=dim):
+            if corner[a] != float(at_end):
+                continue
+            x = np.array(corner)
+            if dim == 2:  # translations x, y; rotation (-y, x)
+                modes = np.array([[1.0, 0.0], [0.0, 1.0], [-x[1], x[0]]])
+            else:  # translations; rotations about x, y, z
+                modes = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, -x[2], x[1]], [x[2], 0, -x[0]],
+                                  [-x[1], x[0], 0]], dtype=float)
+            rows += [modes[:, i] for i in sorted(axes) if i < dim]
+    n = 3 if dim == 2 else 6
+    return len(rows) == 0 or np.linalg.matrix_rank(np.array(rows)) < n
+
+
 class Case(Schema):
     """A complete ssbfrac case."""
 
@@ -101,7 +131,19 @@ class Case(Schema):
                                      f"(loading.boundary) takes no other condition: leave it out")
                 kinds[ld.side] = "loaded"
                 held = set(ld.prescribed_axes(self.dimension))
-        if "clamped" not in kinds.values():
+        fixed = {s: self.mechanics.side(s) for s in sides if kinds[s] == "fixed"}
+        for s, bc in fixed.items():
+            if any("xyz".index(c) >= self.dimension for c in bc.components):
+                raise ValueError(f"mechanics.boundary.{s}.components = {bc.components}: only "
+                                 f"{'xyz'[:self.dimension]} in {self.dimension}D")
+        if fixed and "clamped" not in kinds.values():
+            held_on = {s: self.mechanics.side(s).held_axes(NORMAL_AXIS[s]) for s in sides if kinds[s] != "loaded"}
+            if ld.type == "displacement" and ld.side is not None:
+                held_on[ld.side] = held
+            if rigid_motion_free(self.dimension, held_on):
+                raise ValueError("mechanics.boundary: the sides' conditions leave a rigid motion (a translation or "
+                                 "a rotation) free; hold more components, or clamp a side")
+        elif "clamped" not in kinds.values():
             axes = {"x": ("left", "right"), "y": ("bottom", "top"), "z": ("back", "front")}
             for k, (axis, (a, b)) in enumerate(list(axes.items())[: self.dimension]):
                 if k in held:

@@ -11,11 +11,17 @@ from solver.config.base import SIDES_3D, PetscOptions, Schema, quantity
 class SideBC(Schema):
     """Mechanical condition on one side; a bare word (``roller``) means ``{type: roller}``."""
 
-    type: Literal["free", "roller", "clamped", "pressure"] = Field(
-        ..., description="free (traction-free), roller (zero normal displacement), clamped, or pressure"
+    type: Literal["free", "roller", "clamped", "fixed", "pressure"] = Field(
+        ..., description="free (traction-free), roller (zero normal displacement), clamped, fixed (the displacement "
+        "components of `components` held at zero, the others free), or pressure"
     )
     value: float = quantity(0.0, unit="Pa", description="applied pressure (type: pressure), compressive positive, "
                             "at most 10 GPa", ge=0, le=1e10)
+    components: list[Literal["x", "y", "z"]] | None = Field(
+        None, min_length=1, max_length=3,
+        description="type: fixed: the displacement components held at zero, e.g. [y] on the left side holds "
+        "u_y and leaves u_x free",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -26,7 +32,22 @@ class SideBC(Schema):
     def _value_only_for_pressure(self):
         if self.type != "pressure" and self.value != 0.0:
             raise ValueError(f"value is only used with type: pressure (type is {self.type})")
+        if (self.type == "fixed") != (self.components is not None):
+            raise ValueError("components are given with type: fixed, and only with it")
+        if self.components is not None and len(set(self.components)) != len(self.components):
+            raise ValueError(f"components = {self.components}: each component once")
         return self
+
+    def held_axes(self, normal_axis: int) -> set[int]:
+        """The displacement components this condition holds (indices 0, 1, 2); a roller holds
+        the side's normal one."""
+        if self.type == "clamped":
+            return {0, 1, 2}
+        if self.type == "roller":
+            return {normal_axis}
+        if self.type == "fixed":
+            return {"xyz".index(c) for c in self.components}
+        return set()
 
 
 class Mechanics(Schema):

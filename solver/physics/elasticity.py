@@ -244,7 +244,8 @@ def phase_properties(materials) -> dict[str, dict]:
 def boundary_conditions(V: fem.FunctionSpace, facet_tags, side_tags: dict[str, int], sides: dict[str, object]):
     """Dirichlet conditions and Neumann pressure terms for per-side mechanical BCs.
 
-    ``sides[name]`` has ``.type`` in free|roller|clamped|pressure and ``.value`` (GPa).
+    ``sides[name]`` has ``.type`` in free|roller|clamped|fixed|pressure, ``.value`` (GPa) and
+    ``.components`` (fixed: the components held at zero).
     Returns (bcs, pressure list of (tag, value))."""
     domain = V.mesh
     fdim = domain.topology.dim - 1
@@ -260,6 +261,10 @@ def boundary_conditions(V: fem.FunctionSpace, facet_tags, side_tags: dict[str, i
         elif bc.type == "clamped":
             dofs = fem.locate_dofs_topological(V, fdim, facets)
             bcs.append(fem.dirichletbc(np.zeros(gdim, dtype=PETSc.ScalarType), dofs, V))
+        elif bc.type == "fixed":
+            for axis in sorted({"xyz".index(c) for c in bc.components}):
+                dofs = fem.locate_dofs_topological(V.sub(axis), fdim, facets)
+                bcs.append(fem.dirichletbc(PETSc.ScalarType(0), dofs, V.sub(axis)))
         elif bc.type == "pressure":
             pressures.append((side_tags[name], float(bc.value)))
     return bcs, pressures

@@ -183,6 +183,13 @@ SCHEMA = [
     ("mechanics.boundary.top={type: roller, value: 1e6}", "mechanics.boundary.top", "only used with type: pressure"),
     ("mechanics.boundary.front=free", "mechanics.boundary", "only in 3D"),
     ("mechanics.boundary={left: free, right: free}", "mechanics.boundary", "nothing holds the x direction"),
+    ("mechanics.boundary.left={type: fixed}", "mechanics.boundary.left", "only with it"),
+    ("mechanics.boundary.left={type: roller, components: [y]}", "mechanics.boundary.left", "only with it"),
+    ("mechanics.boundary.left={type: fixed, components: [y, y]}", "mechanics.boundary.left", "each component once"),
+    ("mechanics.boundary.left={type: fixed, components: [z]}", "mechanics.boundary.left.components", "only xy in 2D"),
+    # u_y = 0 on x = 0 and u_x = 0 on y = 0 leave the rotation about the corner free
+    ("mechanics.boundary={left: {type: fixed, components: [y]}, bottom: {type: fixed, components: [x]}, "
+     "right: free, top: free}", "mechanics.boundary", "rigid motion"),
     ("mechanics.linear_solver=lu", "mechanics.linear_solver", "direct"),
     ("mechanics.petsc_options={-ksp_type: cg}", "mechanics.petsc_options.-ksp_type", "write 'ksp_type'"),
     ("mechanics.petsc_options={ksp_rtol: .inf}", "mechanics.petsc_options.ksp_rtol", "finite"),
