@@ -82,7 +82,9 @@ def pvbatch_command(pvbatch: str, script: Path, script_args: list[str]) -> list[
     """pvbatch with off-screen rendering, inside xvfb-run when there is no X display."""
     cmd = [pvbatch, "--force-offscreen-rendering", str(script), *script_args]
     if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
-        cmd = [shutil.which("xvfb-run"), "-a", *cmd]
+        # -a searches for a free display from -n on: a start that depends on the process
+        # keeps simultaneous renderings (parallel tests, sweeps) off each other's display
+        cmd = [shutil.which("xvfb-run"), "-a", "-n", str(100 + os.getpid() % 30000), *cmd]
     return cmd
 
 
@@ -90,8 +92,8 @@ def run_pvbatch(cmd: list[str], timeout: float = 600.0) -> dict:
     """Run a pvbatch script and return the JSON it prints on its ``SSBFRAC_JSON`` line.
 
     Under xvfb-run, a failure to open the virtual display (two servers started at once
-    can race for the same display number) is retried once."""
-    attempts = 2 if Path(cmd[0]).name == "xvfb-run" else 1
+    can race for the same display number) is retried twice."""
+    attempts = 3 if Path(cmd[0]).name == "xvfb-run" else 1
     for attempt in range(attempts):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=pvbatch_environment(), timeout=timeout)
