@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from postprocess.history import PostprocessError
@@ -88,19 +89,25 @@ def pvbatch_command(pvbatch: str, script: Path, script_args: list[str]) -> list[
     return cmd
 
 
+#: what pvbatch prints when it could not open (or create a window on) the X display
+DISPLAY_FAILURES = ("X server", "CreateAWindow", "DISPLAY")
+
+
 def run_pvbatch(cmd: list[str], timeout: float = 600.0) -> dict:
     """Run a pvbatch script and return the JSON it prints on its ``SSBFRAC_JSON`` line.
 
-    Under xvfb-run, a failure to open the virtual display (two servers started at once
-    can race for the same display number) is retried twice."""
+    Under xvfb-run, a failure to open the virtual display or a window on it (two servers
+    started at once can race for the same display number; a loaded machine can be slow to
+    start one) is retried twice."""
     attempts = 3 if Path(cmd[0]).name == "xvfb-run" else 1
     for attempt in range(attempts):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=pvbatch_environment(), timeout=timeout)
         except subprocess.TimeoutExpired:
             raise PostprocessError(f"pvbatch did not finish within {timeout:.0f} s: {' '.join(cmd)}") from None
-        if proc.returncode == 0 or "X server" not in proc.stderr:
+        if proc.returncode == 0 or not any(sign in proc.stderr for sign in DISPLAY_FAILURES):
             break
+        time.sleep(2.0 * (attempt + 1))  # a virtual display still starting on a loaded machine
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(JSON_PREFIX)]
     if proc.returncode != 0 or not lines:
         tail = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-15:])
