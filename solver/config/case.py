@@ -133,7 +133,7 @@ class Case(Schema):
                 held = set(ld.prescribed_axes(self.dimension))
         fixed = {s: self.mechanics.side(s) for s in sides if kinds[s] == "fixed"}
         for s, bc in fixed.items():
-            if any("xyz".index(c) >= self.dimension for c in bc.components):
+            if max(bc.component_axes) >= self.dimension:
                 raise ValueError(f"mechanics.boundary.{s}.components = {bc.components}: only "
                                  f"{'xyz'[:self.dimension]} in {self.dimension}D")
         if fixed and "clamped" not in kinds.values():

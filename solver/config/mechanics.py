@@ -38,6 +38,11 @@ class SideBC(Schema):
             raise ValueError(f"components = {self.components}: each component once")
         return self
 
+    @property
+    def component_axes(self) -> set[int]:
+        """The indices (0, 1, 2) of ``components`` (type: fixed)."""
+        return {"xyz".index(c) for c in self.components or []}
+
     def held_axes(self, normal_axis: int) -> set[int]:
         """The displacement components this condition holds (indices 0, 1, 2); a roller holds
         the side's normal one."""
@@ -46,7 +51,7 @@ class SideBC(Schema):
         if self.type == "roller":
             return {normal_axis}
         if self.type == "fixed":
-            return {"xyz".index(c) for c in self.components}
+            return self.component_axes
         return set()
 
 

@@ -58,9 +58,14 @@ def _merge(base: dict, own: dict) -> dict:
     return out
 
 
+def _set_mark(name: str) -> str:
+    """How a resolved ``source`` begins: it names the set it was taken from."""
+    return f"material set {name} ("
+
+
 def _sources(mat: MaterialSet, keys: list[str]) -> str:
     parts = [f"{k}: {mat.properties[k].source}" for k in keys if k in mat.properties and mat.value(k) is not None]
-    return f"material set {mat.name} ({mat.description}); " + "; ".join(parts)
+    return f"{_set_mark(mat.name)}{mat.description}); " + "; ".join(parts)
 
 
 def material_values(mat: MaterialSet, phase: str) -> tuple[dict, list[str]]:
@@ -154,7 +159,7 @@ def _expand(value: Any, path: str, values_of) -> Any:
     own_source = own.get("source")
     if not own_source:
         merged["source"] = generated
-    elif f"material set {name} (" not in own_source:  # not yet resolved: the set's sources, then the case's
+    elif _set_mark(name) not in own_source:  # not yet resolved: the set's sources, then the case's
         merged["source"] = f"{generated}; values of the case: {' '.join(str(own_source).split())}"
     merged["use"] = name
     return merged

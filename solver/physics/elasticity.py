@@ -262,7 +262,7 @@ def boundary_conditions(V: fem.FunctionSpace, facet_tags, side_tags: dict[str, i
             dofs = fem.locate_dofs_topological(V, fdim, facets)
             bcs.append(fem.dirichletbc(np.zeros(gdim, dtype=PETSc.ScalarType), dofs, V))
         elif bc.type == "fixed":
-            for axis in sorted({"xyz".index(c) for c in bc.components}):
+            for axis in sorted(bc.component_axes):
                 dofs = fem.locate_dofs_topological(V.sub(axis), fdim, facets)
                 bcs.append(fem.dirichletbc(PETSc.ScalarType(0), dofs, V.sub(axis)))
         elif bc.type == "pressure":
