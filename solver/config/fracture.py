@@ -103,8 +103,15 @@ class Fracture(Schema):
         None, description="the AM/SE interfaces' own toughness (and strength); default: the electrolyte's")
     scheme: SchemeSpec = SchemeSpec()
     adaptive: AdaptiveSpec = AdaptiveSpec()
+    linear_solver: Literal["auto", "direct", "iterative"] = Field(
+        "auto",
+        description=(
+            "damage linear solve (the reduced system of the bound-constrained Newton method): direct (MUMPS LU), "
+            "iterative (GMRES + GAMG), or auto: direct up to 1M damage DOFs in 2D and 100k in 3D"
+        ),
+    )
     petsc_options: PetscOptions = Field(
-        default_factory=dict, description="PETSc options of the damage solve (merged with the defaults)"
+        default_factory=dict, description="PETSc options of the damage solve, applied over those of linear_solver"
     )
 
     @model_validator(mode="after")

@@ -36,6 +36,18 @@ LU: dict[str, Any] = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_sol
 #: the bound-constrained damage solve (solver.physics.phasefield.DamageProblem)
 DAMAGE_OPTIONS: dict[str, Any] = {"snes_type": "vinewtonrsls", "snes_linesearch_type": "basic", "snes_rtol": 1e-9,
                                   "snes_atol": 1e-9, "snes_stol": 0.0, "snes_max_it": 50, **LU}
+#: iterative damage linear solve: GMRES (the reduced Hessian of the cohesive and AT2
+#: functionals need not be positive definite away from the bounds) + smoothed-aggregation AMG
+ITERATIVE_DAMAGE: dict[str, Any] = {
+    "ksp_type": "gmres",
+    "pc_type": "gamg",
+    "ksp_rtol": 1e-8,
+    "ksp_atol": 1e-14,
+    "ksp_max_it": 500,
+    "pc_gamg_coarse_eq_limit": 1000,
+}
+#: damage.linear_solver: auto takes the direct solve up to this many damage DOFs (2D, 3D)
+DIRECT_DAMAGE_MAX_DOFS = {2: 1_000_000, 3: 100_000}
 #: the monolithic Newton method on displacement and damage (solver.numerics.schemes)
 NEWTON_OPTIONS: dict[str, Any] = {"snes_type": "vinewtonrsls", "snes_linesearch_type": "basic", "snes_max_it": 8,
                                   "snes_rtol": 1e-8, "snes_atol": 1e-9, "snes_stol": 0.0, **LU}
@@ -72,3 +84,19 @@ def set_petsc_options(obj, prefix: str, options: dict) -> None:
         else:
             db.setValue(f"{prefix}{k}", v)
     obj.setFromOptions()
+
+
+def damage_options(fracture, n_dofs: int, gdim: int) -> dict:
+    """PETSc options of the damage solve: :data:`DAMAGE_OPTIONS` with the linear solve of
+    ``fracture.linear_solver`` (auto: direct up to :data:`DIRECT_DAMAGE_MAX_DOFS` damage
+    DOFs), then ``fracture.petsc_options``."""
+    kind = fracture.linear_solver
+    if kind == "auto":
+        kind = "direct" if n_dofs <= DIRECT_DAMAGE_MAX_DOFS[gdim] else "iterative"
+    opts = dict(DAMAGE_OPTIONS)
+    if kind == "iterative":
+        for key in LU:
+            opts.pop(key)
+        opts.update(ITERATIVE_DAMAGE)
+    opts.update(fracture.petsc_options)
+    return opts

@@ -19,7 +19,7 @@ from meshes import tags as mtags
 from meshes.tags import AM_PHASES, PHASE_CODES, SE_PHASES, phase_of_tags
 from solver.config.units import FORCE_2D_TO_N_PER_M, FORCE_3D_TO_N
 from solver.numerics import schemes
-from solver.numerics.petsc import elasticity_options
+from solver.numerics.petsc import damage_options, elasticity_options
 from solver.numerics.schemes import Accelerator, StepResult
 from solver.physics import elasticity as el
 from solver.physics import phasefield as pf
@@ -116,7 +116,8 @@ class MechanicsProblem:
                 H = ufl.max_value(H, self.H_hist)
             fixed = fixed_damage_dofs(D, self.chi_s)
             self.damage = pf.DamageProblem(self.d, self.d_prev if fr.irreversibility == "bounds" else self._zero(D),
-                                           H, self.Gc, self.ell, self.chi, self.settings, fixed, fr.petsc_options,
+                                           H, self.Gc, self.ell, self.chi, self.settings, fixed,
+                                           damage_options(fr, D.dofmap.index_map.size_global, gdim),
                                            dx=self.dxq, chi_s=self.chi_s)
             kind = {"staggered": "staggered", "accelerated": "overrelaxed", "anderson": "anderson"}[fr.scheme.type]
             self.accel = Accelerator(kind, fr.scheme.depth, fr.scheme.relaxation, self.comm)

@@ -58,3 +58,19 @@ def test_elasticity_solver_choice(dim):
     other = {"pc_type": "lu", "pc_factor_mat_solver_type": "superlu_dist"}
     opts = elasticity_options(Mechanics(petsc_options=other), 10, dim)
     assert opts == {"ksp_type": "preonly", **other}
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_damage_solver_choice(dim):
+    from solver.config.fracture import Fracture
+    from solver.numerics.petsc import DAMAGE_OPTIONS, DIRECT_DAMAGE_MAX_DOFS, damage_options
+
+    small, large = DIRECT_DAMAGE_MAX_DOFS[dim], DIRECT_DAMAGE_MAX_DOFS[dim] + 1
+    assert damage_options(Fracture(), small, dim) == DAMAGE_OPTIONS  # LU, the bound-constrained Newton
+    it = damage_options(Fracture(), large, dim)
+    assert (it["ksp_type"], it["pc_type"], it["snes_type"]) == ("gmres", "gamg", "vinewtonrsls")
+    assert "pc_factor_mat_solver_type" not in it
+    assert damage_options(Fracture(linear_solver="iterative"), 10, dim)["pc_type"] == "gamg"
+    assert damage_options(Fracture(linear_solver="direct"), 10**8, dim)["pc_type"] == "lu"
+    assert damage_options(Fracture(linear_solver="iterative", petsc_options={"pc_type": "jacobi"}), 10,
+                          dim)["pc_type"] == "jacobi"
