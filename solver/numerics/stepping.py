@@ -50,7 +50,10 @@ def add_counters(counters: dict, res: StepResult) -> None:
 
 def crack_progress(meas: dict, res: StepResult) -> str:
     """The crack part of a progress line (empty without fracture)."""
-    return f" crack={meas['crack_length']:.2f}um it={res.iterations}" if "crack_length" in meas else ""
+    if "crack_length" not in meas:
+        return ""
+    unit = "um" if "crack_length_sharp" in meas else "um^2"  # 3D measures a crack area (2D only has a sharp length)
+    return f" crack={meas['crack_length']:.2f}{unit} it={res.iterations}"
 
 
 @dataclass

@@ -142,8 +142,7 @@ class DamageProblem:
         F = ufl.derivative(energy, d, ufl.TestFunction(D))
         J = ufl.derivative(F, d, ufl.TrialFunction(D))
         bc = fem.dirichletbc(PETSc.ScalarType(0), fixed_dofs, D)
-        opts = dict(DAMAGE_OPTIONS)
-        opts.update(petsc_options)
+        opts = dict(petsc_options or DAMAGE_OPTIONS)  # complete options (solver.numerics.petsc.damage_options)
         self.problem = NonlinearProblem(F, d, J=J, bcs=[bc], petsc_options_prefix=prefix)
         self.snes = self.problem.solver
         el.set_petsc_options(self.snes, prefix, opts)
