@@ -21,7 +21,7 @@ import itertools
 import re
 
 from solver.config.base import CaseError
-from solver.numerics.petsc import DAMAGE_OPTIONS, ELECTROCHEMISTRY_OPTIONS, NEWTON_OPTIONS
+from solver.numerics.petsc import ELECTROCHEMISTRY_OPTIONS, NEWTON_OPTIONS
 from solver.numerics.petsc import LU as LU_OPTIONS
 
 #: type options and the petsc4py enumeration of their values
@@ -33,7 +33,7 @@ TYPE_OPTIONS = {
 NESTED = re.compile(r"^(mg_levels_(?:\d+_)?|mg_coarse_|sub_|redundant_|fieldsplit_[A-Za-z0-9]+_)")
 
 #: the options each solver of ssbfrac starts from (solver/numerics/petsc.py)
-LU, DAMAGE, NEWTON, ELECTROCHEMISTRY = LU_OPTIONS, DAMAGE_OPTIONS, NEWTON_OPTIONS, ELECTROCHEMISTRY_OPTIONS
+LU, NEWTON, ELECTROCHEMISTRY = LU_OPTIONS, NEWTON_OPTIONS, ELECTROCHEMISTRY_OPTIONS
 
 _counter = itertools.count()
 
@@ -207,19 +207,21 @@ def _blame(user: dict, ctx: dict) -> str | None:
     return None
 
 
+def _kinds(kind: str, n_dofs: int | None, limit: int) -> list[str]:
+    """The linear solves (direct, iterative) that ``kind`` may take for about ``n_dofs``
+    unknowns (both near the switch of ``auto`` or when the size is not known)."""
+    if kind != "auto":
+        return [kind]
+    if n_dofs is None or 0.5 * limit < n_dofs < 2 * limit:
+        return ["direct", "iterative"]
+    return ["direct" if n_dofs <= limit else "iterative"]
+
+
 def _elasticity_contexts(case, displacement_dofs: int | None) -> list[dict]:
     from solver.numerics.petsc import DIRECT_PETSC_ELASTICITY, DIRECT_SOLVE_MAX_DOFS, ITERATIVE_PETSC_ELASTICITY
 
-    kind = case.mechanics.linear_solver
-    kinds = [kind]
-    if kind == "auto":
-        limit = DIRECT_SOLVE_MAX_DOFS[case.dimension]
-        if displacement_dofs is None or 0.5 * limit < displacement_dofs < 2 * limit:
-            kinds = ["direct", "iterative"]  # near the switch: either may be used
-        else:
-            kinds = ["direct" if displacement_dofs <= limit else "iterative"]
     out = []
-    for k in kinds:
+    for k in _kinds(case.mechanics.linear_solver, displacement_dofs, DIRECT_SOLVE_MAX_DOFS[case.dimension]):
         base = dict(DIRECT_PETSC_ELASTICITY if k == "direct" else ITERATIVE_PETSC_ELASTICITY)
         # linear problems use ksponly, the others Newton with a basic line search
         out.append({**base, "snes_type": "ksponly"})
@@ -227,12 +229,20 @@ def _elasticity_contexts(case, displacement_dofs: int | None) -> list[dict]:
     return out
 
 
+def _damage_contexts(case, displacement_dofs: int | None) -> list[dict]:
+    from solver.numerics.petsc import DAMAGE_SNES, DIRECT_DAMAGE_MAX_DOFS, ITERATIVE_DAMAGE
+
+    dofs = None if displacement_dofs is None else displacement_dofs // case.dimension  # P1 damage: one per vertex
+    return [{**DAMAGE_SNES, **(LU if k == "direct" else ITERATIVE_DAMAGE)}
+            for k in _kinds(case.fracture.linear_solver, dofs, DIRECT_DAMAGE_MAX_DOFS[case.dimension])]
+
+
 def check_petsc_options(case, source: str, displacement_dofs: int | None = None) -> None:
     """Refuse (CaseError naming each field) PETSc options of the case that the installed
     PETSc does not know or refuses. ``displacement_dofs``: the estimated size of the
     elasticity problem (which of the direct and iterative defaults ``auto`` takes)."""
     sections = [("mechanics.petsc_options", case.mechanics.petsc_options, _elasticity_contexts(case, displacement_dofs)),
-                ("fracture.petsc_options", case.fracture.petsc_options, [DAMAGE]),
+                ("fracture.petsc_options", case.fracture.petsc_options, _damage_contexts(case, displacement_dofs)),
                 ("fracture.scheme.newton_petsc_options", case.fracture.scheme.newton_petsc_options, [NEWTON])]
     if case.loading.type == "galvanostatic":
         sections.append(("loading.petsc_options", case.loading.petsc_options, [ELECTROCHEMISTRY]))

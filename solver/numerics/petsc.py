@@ -34,8 +34,9 @@ DIRECT_SOLVE_MAX_DOFS = {2: 200_000, 3: 30_000}
 #: a direct solve (sparse LU by MUMPS), the linear solver of the default option sets below
 LU: dict[str, Any] = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
 #: the bound-constrained damage solve (solver.physics.phasefield.DamageProblem)
-DAMAGE_OPTIONS: dict[str, Any] = {"snes_type": "vinewtonrsls", "snes_linesearch_type": "basic", "snes_rtol": 1e-9,
-                                  "snes_atol": 1e-9, "snes_stol": 0.0, "snes_max_it": 50, **LU}
+DAMAGE_SNES: dict[str, Any] = {"snes_type": "vinewtonrsls", "snes_linesearch_type": "basic", "snes_rtol": 1e-9,
+                               "snes_atol": 1e-9, "snes_stol": 0.0, "snes_max_it": 50}
+DAMAGE_OPTIONS: dict[str, Any] = {**DAMAGE_SNES, **LU}
 #: iterative damage linear solve: GMRES (the reduced Hessian of the cohesive and AT2
 #: functionals need not be positive definite away from the bounds) + smoothed-aggregation AMG
 ITERATIVE_DAMAGE: dict[str, Any] = {
@@ -61,12 +62,18 @@ def elasticity_options(mechanics, n_dofs: int, gdim: int) -> dict:
     direct up to :data:`DIRECT_SOLVE_MAX_DOFS` displacement DOFs; a sparse LU beats AMG-CG
     there, above all on the ill-conditioned degraded stiffness of a cracked electrolyte),
     then ``mechanics.petsc_options``."""
-    kind = mechanics.linear_solver
-    if kind == "auto":
-        kind = "direct" if n_dofs <= DIRECT_SOLVE_MAX_DOFS[gdim] else "iterative"
+    kind = linear_kind(mechanics.linear_solver, n_dofs, DIRECT_SOLVE_MAX_DOFS[gdim])
     opts = dict(DIRECT_PETSC_ELASTICITY if kind == "direct" else ITERATIVE_PETSC_ELASTICITY)
     opts.update(mechanics.petsc_options)
     return opts
+
+
+def linear_kind(kind: str, n_dofs: int, direct_max_dofs: int) -> str:
+    """``direct`` or ``iterative``: ``kind`` itself, or for ``auto`` direct up to
+    ``direct_max_dofs`` unknowns."""
+    if kind != "auto":
+        return kind
+    return "direct" if n_dofs <= direct_max_dofs else "iterative"
 
 
 def set_petsc_options(obj, prefix: str, options: dict) -> None:
@@ -90,13 +97,5 @@ def damage_options(fracture, n_dofs: int, gdim: int) -> dict:
     """PETSc options of the damage solve: :data:`DAMAGE_OPTIONS` with the linear solve of
     ``fracture.linear_solver`` (auto: direct up to :data:`DIRECT_DAMAGE_MAX_DOFS` damage
     DOFs), then ``fracture.petsc_options``."""
-    kind = fracture.linear_solver
-    if kind == "auto":
-        kind = "direct" if n_dofs <= DIRECT_DAMAGE_MAX_DOFS[gdim] else "iterative"
-    opts = dict(DAMAGE_OPTIONS)
-    if kind == "iterative":
-        for key in LU:
-            opts.pop(key)
-        opts.update(ITERATIVE_DAMAGE)
-    opts.update(fracture.petsc_options)
-    return opts
+    kind = linear_kind(fracture.linear_solver, n_dofs, DIRECT_DAMAGE_MAX_DOFS[gdim])
+    return {**DAMAGE_SNES, **(LU if kind == "direct" else ITERATIVE_DAMAGE), **fracture.petsc_options}

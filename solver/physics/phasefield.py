@@ -123,6 +123,8 @@ class DamageProblem:
             degraded phases and a band of the neighbouring phases as wide as the damage
             profile, so that a crack along a phase boundary pays its whole profile.
         fixed_dofs: damage DOFs that must stay 0 (interior of non-damageable phases).
+        petsc_options: the complete PETSc options (solver.numerics.petsc.damage_options); empty:
+            :data:`DAMAGE_OPTIONS` (MUMPS LU).
         dx: integration measure (default ``ufl.dx``; the coupled problem passes one with
             a fixed quadrature degree: the driving forces are not polynomials and UFL
             would otherwise pick a needlessly high degree).

@@ -110,8 +110,8 @@ def test_iterative_damage_solve_gives_the_direct_solves_cracks(schemes, tmp_path
     in 2D, 100k in 3D) follows the same crack path as the LU of the default run."""
     _, h_direct, _ = schemes["accelerated"]
     _, h = run_to_completion(CASE, tmp_path / "it", "loading.path=[0.0, 0.75, 0.3]", *FIXED,
-                                "fracture.linear_solver=iterative")
+                             "fracture.linear_solver=iterative")
     assert len(h["crack_length"]) == len(h_direct["crack_length"])
     assert h_direct["crack_length"][-1] > 1.0
-    # measured: 0.2 % apart at most (the Krylov tolerance 1e-8 against round-off of LU)
+    # measured on the case's own loading (20 steps): 0.6 % apart at most (Krylov tolerance 1e-8 vs LU)
     np.testing.assert_allclose(h["crack_length"], h_direct["crack_length"], rtol=0.01, atol=1e-3)
