@@ -125,6 +125,25 @@ class Particle:
             v = erode_polygon(v, self.corner_radius)
         return v, None, self.corner_radius + t
 
+    def edge_pairs(self) -> list[tuple[int, int]]:
+        """The sharp edges of a polygon or polyhedron as pairs of corner indices (each edge
+        once; the polyhedron's from its faces, coplanar hull triangles merged)."""
+        if self.shape == "polygon":
+            n = len(self.local_corners())
+            return [(i, (i + 1) % n) for i in range(n)]
+        if self.shape != "polyhedron":
+            raise ValueError(f"a {self.shape} has no edges")
+        pairs: dict[tuple, tuple[int, int]] = {}
+        for f in polyhedron_faces(self.local_corners()):
+            for a, b in zip(f, f[1:] + f[:1]):
+                pairs.setdefault((min(a, b), max(a, b)), (a, b))
+        return list(pairs.values())  # as the faces first meet them
+
+    def edges(self) -> np.ndarray:
+        """The sharp edges in the global frame, shape (edges, 2, dim): their end points."""
+        v = self.vertices()
+        return np.array([(v[a], v[b]) for a, b in self.edge_pairs()])
+
     def local_edges(self) -> np.ndarray:
         """Unit directions of the distinct edges of a polyhedron in the particle frame (their
         cross products are the edge-edge separating axes); none for other shapes."""
@@ -132,12 +151,11 @@ class Particle:
             return np.zeros((0, self.dim))
         v = self.local_corners()
         dirs = []
-        for f in polyhedron_faces(v):
-            for a, b in zip(f, f[1:] + f[:1]):
-                e = v[b] - v[a]
-                e /= np.linalg.norm(e)
-                if not any(abs(abs(np.dot(e, q)) - 1) < 1e-9 for q in dirs):
-                    dirs.append(e)
+        for a, b in self.edge_pairs():
+            e = v[b] - v[a]
+            e /= np.linalg.norm(e)
+            if not any(abs(abs(np.dot(e, q)) - 1) < 1e-9 for q in dirs):
+                dirs.append(e)
         return np.array(dirs)
 
     def local_normals(self) -> np.ndarray:
@@ -322,3 +340,16 @@ def _measure(p: Particle, outer: bool) -> float:
     return float(hull.volume + hull.area * rho + M * rho**2 + 4.0 / 3.0 * math.pi * rho**3)
 
 
+
+
+def distance_to_edges(points: np.ndarray, particles: list[Particle]) -> np.ndarray:
+    """Distance of each point (n, dim) to the nearest sharp edge of the particles (polygon
+    sides in 2D, polyhedron edges in 3D), in the points' units."""
+    seg = np.concatenate([p.edges() for p in particles])
+    a, ab = seg[:, 0], seg[:, 1] - seg[:, 0]
+    out = np.full(len(points), np.inf)
+    for i in range(0, len(points), 4096):  # in chunks: (points, edges, dim) stays small
+        p = points[i:i + 4096, None, :] - a[None]
+        t = np.clip(np.einsum("pek,ek->pe", p, ab) / np.einsum("ek,ek->e", ab, ab), 0.0, 1.0)
+        out[i:i + 4096] = np.min(np.linalg.norm(p - t[..., None] * ab[None], axis=2), axis=1)
+    return out

@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 from dolfinx import fem
+from mpi4py import MPI
 
 from solver.config.units import is_internal
 from solver.physics import diffusion as dif
@@ -109,6 +110,7 @@ class ElectrochemistryProblem:
         self._update_sums()
         self._saved = None
         self._homogenisation = None
+        self._homogenised = None  # (damage, kappa_hom) of the last homogenisation solve
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -321,12 +323,16 @@ class ElectrochemistryProblem:
     def effective_conductivity(self, relative: bool = False) -> float:
         """Homogenised ionic conductivity of the (damaged) electrolyte across the thickness
         (:class:`EffectiveConductivity`), in S/um (times 1e6: S/m), or relative to the
-        electrolyte's kappa."""
+        electrolyte's kappa. It depends on the damage only: while the damage is the one of
+        the last solve (on every rank), that solve's value is returned without solving."""
         if self._homogenisation is None:
             self._homogenisation = EffectiveConductivity(self.domain, self._cell_tags, self._facet_tags,
                                                          self.fields.kappa_eff, self.fields.ionic_cells)
-        k = self._homogenisation.solve()
-        return k / self.fields.kappa_ref if relative else k
+        d = self.damage.x.array
+        last = self._homogenised
+        if last is None or not self.comm.allreduce(bool(np.array_equal(d, last[0])), op=MPI.LAND):
+            self._homogenised = last = (d.copy(), self._homogenisation.solve())
+        return last[1] / self.fields.kappa_ref if relative else last[1]
 
     def measures(self) -> dict:
         """Scalar results of the last step for a history row (internal units; not collective):
