@@ -32,6 +32,11 @@ class SchemeSpec(Schema):
         description="accelerated: try Newton once max |d_k - d_(k-1)| is below this (each failed attempt lowers it "
         "tenfold) [-]",
     )
+    stagnation: int = Field(
+        5, ge=1, le=100000,
+        description="after this many iterations without the damage change falling below 0.7 of its best, "
+        "alternate minimisation falls back to plain (unrelaxed) sweeps and, accelerated, tries Newton from there",
+    )
     newton_petsc_options: PetscOptions = Field(
         default_factory=dict, description="accelerated: PETSc options of the monolithic Newton solve"
     )

@@ -178,7 +178,7 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
     fresh_its = None  # Krylov iterations right after the last preconditioner set-up
     best, since_best = math.inf, 0  # stagnation watch
     x_back = None  # the iterate before the last one (two-cycle watch)
-    stagnation = 25
+    stagnation = spec.stagnation
 
     kind0 = accelerator.kind
 
