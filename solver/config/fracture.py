@@ -33,9 +33,14 @@ class SchemeSpec(Schema):
         "tenfold) [-]",
     )
     stagnation: int = Field(
-        5, ge=1, le=100000,
+        25, ge=1, le=100000,
         description="after this many iterations without the damage change falling below 0.7 of its best, "
-        "alternate minimisation falls back to plain (unrelaxed) sweeps and, accelerated, tries Newton from there",
+        "alternate minimisation falls back to plain (unrelaxed) sweeps",
+    )
+    newton_after: int = Field(
+        5, ge=1, le=100000,
+        description="accelerated: after this many iterations without the damage change falling below 0.7 of its "
+        "best, Newton is tried from the present iterate (once per step)",
     )
     newton_petsc_options: PetscOptions = Field(
         default_factory=dict, description="accelerated: PETSc options of the monolithic Newton solve"

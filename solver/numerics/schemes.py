@@ -178,7 +178,7 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
     fresh_its = None  # Krylov iterations right after the last preconditioner set-up
     best, since_best = math.inf, 0  # stagnation watch
     x_back = None  # the iterate before the last one (two-cycle watch)
-    stagnation = spec.stagnation
+    stagnation, newton_after = spec.stagnation, spec.newton_after
 
     kind0 = accelerator.kind
 
@@ -217,18 +217,19 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
             best, since_best = err, 0
         else:
             since_best += 1
+        if since_best >= newton_after and newton is not None and switch > 0 and newton_failures == 0:
+            # no progress for a few sweeps: try Newton from here, once (a crack that is still
+            # running also stalls the damage change, and Newton fails there; after a failure
+            # only a smaller change retries it)
+            switch = max(switch, 2 * err)
         if since_best >= stagnation:
             # no progress for a while: over-relaxation can make the projected iteration
             # cycle where the damage reaches its bounds; fall back to plain alternate
-            # minimisation (a descent method) and try Newton from here
+            # minimisation (a descent method)
             since_best, best = 0, err
             if accelerator.kind != "staggered":
                 accelerator.kind = "staggered"
                 accelerator.reset()
-            if newton is not None and switch > 0 and newton_failures == 0:
-                # once: a crack that is still running also stalls the damage change, and
-                # Newton fails there; after a failure only a smaller change retries it
-                switch = max(switch, 2 * err)
         # Newton finishes an iteration that is converging; one whose damage has already
         # settled (only the inexact solves are left to confirm) finishes faster by itself
         if newton is not None and spec.tolerance <= err < switch:

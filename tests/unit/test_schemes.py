@@ -41,7 +41,7 @@ def flipping_problem(n: int = 5):
 
 def test_two_cycle_is_resolved_at_its_midpoint():
     sim, centre = flipping_problem()
-    spec = SimpleNamespace(tolerance=1e-8, max_iterations=50, stagnation=25)
+    spec = SimpleNamespace(tolerance=1e-8, max_iterations=50, stagnation=25, newton_after=25)
     res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("staggered"))
     assert res.converged, res
     assert res.cycles == 1
@@ -54,7 +54,7 @@ def test_a_converging_iteration_is_not_taken_for_a_cycle():
     contraction = 0.5  # d -> c + 0.5 (d - c): converges by itself, no midpoint step
     sim.damage.solve = lambda: (sim.d.x.array.__setitem__(slice(None), centre + contraction * (sim.d.x.array - centre)),
                                 (True, 1))[1]
-    spec = SimpleNamespace(tolerance=1e-6, max_iterations=100, stagnation=25)
+    spec = SimpleNamespace(tolerance=1e-6, max_iterations=100, stagnation=25, newton_after=25)
     res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("staggered"))
     assert res.converged and res.cycles == 0
     assert np.allclose(sim.d.x.array, centre, atol=1e-5)

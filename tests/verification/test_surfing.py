@@ -67,7 +67,7 @@ def test_surfing_energy_release_rate_equals_effective_toughness():
                           + pf.fracture_density(d, Gc, ell, chi, "AT1")) * ufl.dx, d, ufl.TestFunction(D))
     newton = schemes.MonolithicNewton(u, d, F_u, F_d, [bc], d_prev, damage.upper, {}, prefix="surf_nt_")
     sim = SimpleNamespace(comm=comm, elastic=elastic, damage=damage, d=d, u=u, d_prev=d_prev, monitor=None)
-    spec = SimpleNamespace(tolerance=1e-5, max_iterations=500, stagnation=25)
+    spec = SimpleNamespace(tolerance=1e-5, max_iterations=500, stagnation=25, newton_after=25)
     acc = schemes.Accelerator("overrelaxed", relaxation=1.5, comm=comm)
 
     # G-theta: theta = (phi(r), 0), phi = 1 inside r1, 0 outside r2, around (xc, 0)

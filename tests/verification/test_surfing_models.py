@@ -158,7 +158,7 @@ def surf(model: str, ft: float | None = None):
                          d, ufl.TestFunction(D))
     newton = schemes.MonolithicNewton(u, d, F_u, F_d, [bc], d_prev, damage.upper, {}, prefix=f"surfm_nt_{tag}")
     sim = SimpleNamespace(comm=comm, elastic=elastic, damage=damage, d=d, u=u, d_prev=d_prev, monitor=None)
-    spec = SimpleNamespace(tolerance=1e-5, max_iterations=500, stagnation=25)
+    spec = SimpleNamespace(tolerance=1e-5, max_iterations=500, stagnation=25, newton_after=25)
     acc = schemes.Accelerator("overrelaxed", relaxation=1.5, comm=comm)
 
     # G-theta around the field centre: theta = (phi(r), 0)
