@@ -340,11 +340,10 @@ def _measure(p: Particle, outer: bool) -> float:
     return float(hull.volume + hull.area * rho + M * rho**2 + 4.0 / 3.0 * math.pi * rho**3)
 
 
-
-
 def distance_to_edges(points: np.ndarray, particles: list[Particle]) -> np.ndarray:
     """Distance of each point (n, dim) to the nearest sharp edge of the particles (polygon
-    sides in 2D, polyhedron edges in 3D), in the points' units."""
+    sides in 2D, polyhedron edges in 3D), in the points' units. Only the particles given
+    count: for periodic sides, pass their periodic images too."""
     seg = np.concatenate([p.edges() for p in particles])
     a, ab = seg[:, 0], seg[:, 1] - seg[:, 0]
     out = np.full(len(points), np.inf)

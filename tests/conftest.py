@@ -104,6 +104,13 @@ def run_to_completion(case, out, *sets, ranks: int = 1, timeout: float = 900):
     return summary, {k: v[acc] for k, v in h.items()}
 
 
+def module_run(tmp_path_factory, name: str, case, *sets, timeout: float = 900):
+    """``run_to_completion`` into a fresh directory for a module-scoped fixture; returns
+    (summary, accepted history rows, run directory)."""
+    out = tmp_path_factory.mktemp(name) / "run"
+    return run_to_completion(case, out, *sets, timeout=timeout) + (out,)
+
+
 def runs_to_completion(runs, timeout: float = 900) -> list:
     """``run_to_completion`` of several single-rank runs, ``(case, out, *sets)`` each, two at
     a time where there are two cores (independent runs: the results are those of running

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_to_completion
+from conftest import ROOT, module_run
 
 CASE = ROOT / "tests" / "data" / "cycling_3d_small.yaml"
 PRESCRIBED = "loading={type: prescribed, path: [0.27, 0.65, 0.5], steps: 5}"
@@ -20,9 +20,7 @@ PRESCRIBED = "loading={type: prescribed, path: [0.27, 0.65, 0.5], steps: 5}"
 
 @pytest.fixture(scope="module")
 def run3d(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fracture3d") / "run"
-    summary, h = run_to_completion(CASE, out, PRESCRIBED, "output.fields_every=1")
-    return summary, h, out
+    return module_run(tmp_path_factory, "fracture3d", CASE, PRESCRIBED, "output.fields_every=1")
 
 
 def damage_series(run_dir):
@@ -58,7 +56,7 @@ def test_3d_damage_starts_at_particle_edges(run3d):
     from meshes.geometry import Particle, distance_to_edges
     from meshes.tags import ELECTROLYTE
 
-    summary, _, run_dir = run3d
+    _, _, run_dir = run3d
     info = json.loads((run_dir / "mesh.json").read_text())
     particles = [Particle.from_dict(p) for p in info["packing"]["particles"]]
     ff, d = damage_series(run_dir)

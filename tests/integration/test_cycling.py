@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_to_completion
+from conftest import ROOT, module_run, run_to_completion
 
 EC_CASE = ROOT / "tests" / "data" / "electrochem_small.yaml"
 FRACTURE_CASE = ROOT / "tests" / "data" / "cycling_fracture_small.yaml"
@@ -30,9 +30,7 @@ def read_profiles(path):
 
 @pytest.fixture(scope="module")
 def cycle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cycle") / "run"
-    summary, h = run(EC_CASE, out, CYCLE, "output.fields_every=3")
-    return summary, h, out
+    return module_run(tmp_path_factory, "cycle", EC_CASE, CYCLE, "output.fields_every=3")
 
 
 def test_protocol_runs_in_order_to_the_cutoffs(cycle):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from meshes.geometry import Particle, make_particle
+from meshes.geometry import Particle, distance_to_edges, make_particle
 from meshes.separation import _polygon_signed_distance
 from meshes.packing import PackingError, PackingSpec, check_packing, contact_summary, pack
 
@@ -215,3 +215,19 @@ def test_check_finds_overlaps_and_wall_violations():
     assert any("apart" in s for s in check_packing_particles([a, b], spec))
     c = make_particle(0, (1.1, 5.0), 1.0, "circle")
     assert any("side" in s for s in check_packing_particles([c], spec))
+
+
+# ----------------------------------------------------------------------------- sharp edges
+def test_edges_and_distance_to_them():
+    """A square (circumradius 1, corners on the axes) has 4 edges; the centre lies
+    1/sqrt(2) from them, (2, 0) 1 from its corner, an edge midpoint on one. A cube
+    (platonic polyhedron) has 12 edges; its centre lies half a face diagonal from them."""
+    sq = Particle(id=0, center=(0.0, 0.0), radius=1.0, shape="polygon", sides=4)
+    assert sq.edges().shape == (4, 2, 2)
+    d = distance_to_edges(np.array([[0.0, 0.0], [2.0, 0.0], [0.5, 0.5]]), [sq])
+    assert d == pytest.approx([1 / math.sqrt(2), 1.0, 0.0], abs=1e-12)
+    cube = make_particle(0, (0.0, 0.0, 0.0), math.sqrt(3), "polyhedron", polyhedron="cube", orientation=(0.0, 0.0, 0.0))
+    e = cube.edges()
+    assert e.shape == (12, 2, 3)
+    half = np.abs(cube.local_corners()).max()  # half the side
+    assert distance_to_edges(np.zeros((1, 3)), [cube])[0] == pytest.approx(half * math.sqrt(2), rel=1e-12)
