@@ -140,7 +140,8 @@ def varied_parameters(sweep_dir: Path, cases: list[dict]) -> tuple[list[str], st
         except Exception as exc:
             raise PostprocessError(f"{spec_path}: malformed YAML: {exc}") from None
         if isinstance(spec, dict) and isinstance(spec.get("parameters"), dict) and spec["parameters"]:
-            return [str(k) for k in spec["parameters"]], "sweep.yaml"
+            grouped = ["variant"] if spec.get("variants") else []
+            return grouped + [str(k) for k in spec["parameters"]], "sweep.yaml"
         names = [n for n in dict.fromkeys(_dotted_names(spec))
                  if any(get_path(c, n, _MISSING) is not _MISSING for c in cases)]
         if names:

@@ -212,6 +212,14 @@ class SlurmSettings(SweepSchema):
         return v
 
 
+class Variant(SweepSchema):
+    """A named group of case values that change together (e.g. a mitigation: another active
+    material and the lithium range that goes with it)."""
+
+    name: str = Field(..., pattern=NAME_PATTERN, description="the variant's name in run names (variant=NAME)")
+    set: dict[str, Any] = Field(..., min_length=1, description="case path -> value")
+
+
 class SweepSpec(SweepSchema):
     """A sweep file."""
 
@@ -223,6 +231,9 @@ class SweepSpec(SweepSchema):
     )
     combine: Literal["product", "zip"] = Field("product", description="every combination, or the i-th of each")
     set: dict[str, Any] = Field({}, description="case path -> value applied to every run")
+    variants: list[Variant] = Field(
+        [], description="named groups of case values; every variant is combined with every combination of the parameters"
+    )
     output: str | None = Field(None, description="sweep directory (default results/<name>), relative to the current directory")
     backend: Literal["local", "slurm"] = Field("local", description="where the runs are started")
     local: LocalSettings = LocalSettings()
@@ -317,17 +328,21 @@ def expand(spec: SweepSpec, source: str = "<sweep>") -> list[Run]:
         combos = list(itertools.product(*lists))
     keys = short_keys(paths)
     fixed = [override_text(p, v) for p, v in spec.set.items()]
+    variants = spec.variants or [None]
     runs, seen = [], {}
-    for i, combo in enumerate(combos):
+    for i, (variant, combo) in enumerate(itertools.product(variants, combos)):  # the variant varies slowest
         params = dict(zip(paths, combo))
-        name = run_name(params, keys)
+        grouped = variant.set if variant else {}
+        overrides = [override_text(p, v) for p, v in {**grouped, **params}.items()] + fixed
+        if variant:
+            params = {"variant": variant.name, **params}
+        name = run_name(params, {"variant": "variant", **keys})
         if name in seen:
             raise CaseError(
                 f"{source}: runs {seen[name]} and {i} would both be named {name!r}: "
                 "every combination of parameter values must differ"
             )
         seen[name] = i
-        overrides = [override_text(p, v) for p, v in params.items()] + fixed
         runs.append(Run(i, name, params, overrides))
     return runs
 
@@ -354,6 +369,15 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     both = sorted(set(spec.parameters) & set(spec.set))
     if both:
         raise CaseError(f"{source}: set: {', '.join(both)} is also a swept parameter: give it in one place only")
+    for i, variant in enumerate(spec.variants):
+        for key in variant.set:
+            where = f"{source}: variants[{i}] ({variant.name}): {key!r}"
+            if not DOTTED_PATH.match(key):
+                raise CaseError(f"{where} is not a dotted case path such as materials.electrolyte.E")
+            if key in spec.parameters or key in spec.set:
+                raise CaseError(f"{where} is also in {'parameters' if key in spec.parameters else 'set'}: give it in one place only")
+    if "variant" in spec.parameters and spec.variants:
+        raise CaseError(f"{source}: parameters: 'variant' is the name of the variants' column: rename the parameter")
     base = Path(spec.base) if Path(spec.base).is_absolute() else path.parent / spec.base
     if not base.is_file():
         raise CaseError(f"{source}: base = {spec.base!r}: case file not found ({base})")

@@ -9,6 +9,10 @@ In a case file (or with ``--set``, or ``Case.with_overrides``)::
       active: {use: nmc811, kinetics: {k0: 5}}    # transport of the set: c_max, D, OCV
       electrolyte: {use: li6ps5cl}                # its ionic conductivity
 
+A galvanostatic case whose ``loading.electrolyte`` is absent (or null) while
+``materials.electrolyte`` names a set takes the conductivity of that same set, so that
+one name (``--set materials.electrolyte=llzo_al``) swaps the whole electrolyte.
+
 The entry then holds the set's values (SI) under the schema's field names: E, nu, the
 failure properties (``fracture``: K_Ic or Gc, and strength) and, for active materials,
 the chemical strain (``expansion_table`` from the set's table, or its total ``expansion``
@@ -154,6 +158,8 @@ def _expand(value: Any, path: str, values_of) -> Any:
         raise UseError(path, str(exc)) from None
     base, used = values_of(mat)
     merged = _merge(base, own)
+    if own.get("expansion") is not None and "expansion_table" not in own:  # the case's linear law wins
+        merged.pop("expansion_table", None)
     taken = [k for k in used if not _overridden(k, own)]
     generated = _sources(mat, taken)
     own_source = own.get("source")
@@ -169,6 +175,8 @@ def _overridden(prop: str, own: dict) -> bool:
     field = {"D": "diffusivity", "expansion": "expansion_table"}.get(prop, prop)
     if prop in ("K_Ic", "Gc", "strength"):
         return field in (own.get("fracture") or {})
+    if prop == "expansion" and own.get("expansion") is not None:
+        return True
     return field in own
 
 
@@ -183,6 +191,9 @@ def expand_named_materials(data: dict) -> dict:
                 mats[phase] = _expand(mats[phase], f"materials.{phase}", lambda m, p=phase: material_values(m, p))
     ld = data.get("loading")
     if isinstance(ld, dict) and ld.get("type") == "galvanostatic":
+        name = _entry(mats.get("electrolyte"), "materials.electrolyte")[0] if isinstance(mats, dict) else None
+        if ld.get("electrolyte") is None and name is not None:
+            ld["electrolyte"] = {"use": name}
         for entry in TRANSPORT_ENTRIES:
             if entry in ld:
                 ld[entry] = _expand(ld[entry], f"loading.{entry}", lambda m, e=entry: transport_values(m, e))

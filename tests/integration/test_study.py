@@ -25,14 +25,15 @@ def test_shipped_study_is_valid():
     spec, out, sweeps = load_study(ROOT / "cases" / "studies" / "bucci2017" / "study.yaml")
     assert spec.name == "bucci2017" and out.name == "bucci2017"
     names = {s.spec.name: s for s in sweeps}
-    assert set(names) == {"bucci2017_stiffness", "bucci2017_fracture_map", "bucci2017_boundary",
-                          "bucci2017_interface"}
+    assert set(names) == {"bucci2017_stiffness", "bucci2017_electrolytes", "bucci2017_electrolytes_intact",
+                          "bucci2017_mitigation", "bucci2017_fracture_map"}
     stiff = names["bucci2017_stiffness"]
     moduli = sorted({r.parameters["materials.electrolyte.E"] for r in stiff.runs})
-    assert len(moduli) >= 6 and moduli[0] == 1e9 and moduli[-1] == 2e11
-    assert all(b / a == pytest.approx(moduli[1] / moduli[0], rel=0.01) for a, b in zip(moduli, moduli[1:]))
+    assert len(moduli) >= 5 and moduli[0] <= 5e9 and moduli[-1] >= 1.5e11
+    variants = {r.parameters["variant"] for r in names["bucci2017_mitigation"].runs}
+    assert {"low_strain", "blend", "small", "coating_compliant", "interface_tough"} <= variants
     for s in sweeps:
-        assert len({r.parameters["geometry.particles.seed"] for r in s.runs}) >= 3
+        assert len({r.parameters["geometry.particles.seed"] for r in s.runs}) >= 5  # five microstructures per point
         assert s.out == out / s.spec.name
         validate_runs(s)  # every case of the study is valid
 

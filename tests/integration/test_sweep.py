@@ -77,6 +77,18 @@ def test_product_and_zip_order_and_names():
                                                     "geometry.particles.seed": [1, 2]}))] == [r.name for r in runs]
 
 
+def test_variants_change_several_fields_together():
+    runs = expand(spec(parameters={"geometry.particles.seed": [1, 2]}, set={"loading.steps": 2},
+                       variants=[{"name": "small", "set": {"geometry.particles.radius": 0.6e-6}},
+                                 {"name": "blend", "set": {"geometry.particles.active_b_share": 0.5,
+                                                           "materials.active_b": "lco"}}]))
+    assert [r.name for r in runs] == ["variant=small_seed=1", "variant=small_seed=2", "variant=blend_seed=1",
+                                      "variant=blend_seed=2"]
+    assert runs[2].parameters == {"variant": "blend", "geometry.particles.seed": 1}
+    assert runs[2].overrides == ["geometry.particles.active_b_share=0.5", 'materials.active_b="lco"',
+                                 "geometry.particles.seed=1", "loading.steps=2"]
+
+
 @pytest.mark.parametrize("value, text", [
     (1.5e10, "1.5e10"), (1e9, "1e9"), (2.42e9, "2.42e9"), (0.35, "0.35"), (20.0, "20"), (100.0, "100"),
     (1e-6, "1e-6"), (2.5e-7, "2.5e-7"), (-0.01, "-0.01"), (3, "3"), (True, "true"), (None, "null"),
@@ -163,6 +175,12 @@ def test_shipped_sweeps_are_valid():
      r"set: geometry.particles.seed is also a swept parameter"),
     ("parameters: {geometry..seed: [1]}\n", r"'geometry..seed' is not a dotted case path"),
     ("parameters: {}\n", r"parameters = \{\}: Dictionary should have at least 1 item"),
+    ("parameters: {geometry.particles.seed: [1]}\nvariants: [{name: a, set: {geometry.particles.seed: 2}}]\n",
+     r"variants\[0\] \(a\): 'geometry.particles.seed' is also in parameters"),
+    ("parameters: {geometry.particles.seed: [1]}\nvariants: [{name: a, set: {}}]\n",
+     r"variants.0.set = \{\}: Dictionary should have at least 1 item"),
+    ("parameters: {geometry.particles.seed: [1]}\nvariants: [{name: 'a/b', set: {loading.steps: 2}}]\n",
+     r"variants.0.name = 'a/b': String should match pattern"),
 ])
 def test_sweep_file_errors_name_file_and_field(tmp_path, body, message):
     (tmp_path / "small.yaml").write_text(SMALL.read_text())

@@ -61,12 +61,19 @@ def test_a_case_uses_sets_by_name_and_overrides_fields():
     am = c.materials.active
     assert (am.E, am.nu, am.expansion_table.x, am.expansion_table.strain) == (180e9, 0.3, [0.25, 1.0], [-0.0702, 0.0])
     assert "E:" not in am.source  # E and nu are the case's own, not the set's
+    linear = case.with_overrides({"materials.active": {"use": "nmc811", "nu": 0.3, "expansion": 0.05}}).materials.active
+    assert (linear.expansion, linear.expansion_table, linear.E) == (0.05, None, 138e9)  # the case's linear law wins
+    assert "expansion:" not in linear.source
     tr = c.loading.active
     assert (tr.c_max, tr.diffusivity, tr.ocv, tr.kinetics.k0) == (63104.0, 4e-15, "nmc811_chen2020", 5.0)
     assert c.loading.electrolyte.kappa == pytest.approx(0.02)
     # a resolved case, saved and read again, stays the same
     again = Case.model_validate(json.loads(json.dumps(c.model_dump(mode="json"))))
     assert again == c and c.with_overrides({}) == c
+    # without a loading.electrolyte of its own, the conductivity is that of the electrolyte's set
+    latp = case.with_overrides({"materials.electrolyte": {"use": "latp", "fracture": {"ell": 0.25e-6}},
+                                "loading.electrolyte": None})
+    assert latp.loading.electrolyte.kappa == pytest.approx(0.07) and "latp" in latp.loading.electrolyte.source
 
 
 def test_at1_takes_two_failure_properties_of_a_named_set():
