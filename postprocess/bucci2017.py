@@ -56,6 +56,7 @@ def run_numbers(run_dir: Path) -> dict | None:
         "damaged_fraction": float(h["damaged_fraction"][-1]),
         "band_width_ratio_max": float(np.max(h["band_width_ratio"])),
         "wall_s": float(summary.get("wall_time_s") or np.nan),
+        "stage_III": bool((summary.get("stages") or {}).get("stage_III_detected")),
     }
     if "capacity" in h:  # galvanostatic: the first discharge and the last effective conductivity
         discharge = h["mode"] == "discharge" if "mode" in h else np.ones(len(sharp), bool)
@@ -113,7 +114,7 @@ METRICS = [("onset_strain", "onset: particle vol. strain (-)", 4), ("crack_sharp
 
 def stiffness(records: list[dict], plt, out: Path) -> list[str]:
     lines = ["## Stiffness", "", "| failure properties | E_SE (GPa) | cracked | onset strain | crack length (um) "
-             "| damaged fraction |", "|---|---|---|---|---|---|"]
+             "| damaged fraction | stage III |", "|---|---|---|---|---|---|---|"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for fam, rs in group(records, lambda r: family(r["materials.electrolyte.fracture"])).items():
         by_e = group(sorted(rs, key=lambda r: r["materials.electrolyte.E"]), lambda r: r["materials.electrolyte.E"])
@@ -122,9 +123,12 @@ def stiffness(records: list[dict], plt, out: Path) -> list[str]:
             m = np.array([mean_ci(r[col] for r in g)[:2] for g in by_e.values()])
             ax.errorbar(es, m[:, 0], yerr=m[:, 1], marker="o", capsize=3, label=fam)
             ax.set(xscale="log", xlabel="electrolyte E (GPa)", ylabel=label)
+            ax.set_xticks(es, [f"{e:g}" for e in es], minor=False)
+            ax.minorticks_off()
         for e, g in by_e.items():
             cells = [fmt(*mean_ci(r[c] for r in g)[:2], d) for c, _, d in METRICS]
-            lines.append(f"| {fam} | {e / 1e9:g} | {sum(r['cracked'] for r in g)}/{len(g)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {fam} | {e / 1e9:g} | {sum(r['cracked'] for r in g)}/{len(g)} | " + " | ".join(cells)
+                         + f" | {sum(r['stage_III'] for r in g)}/{len(g)} |")
     axes[0].legend(fontsize=8)
     fig.suptitle("NMC811 in an electrolyte of modulus E (failure properties of the 75Li2S-25P2S5 glass)", fontsize=10)
     _save(fig, out / "bucci2017_stiffness.png", plt)

@@ -42,6 +42,7 @@ class StepResult:
     newton_iterations: int = 0
     linear_iterations: int = 0
     cycles: int = 0
+    monotone: bool = False
     residual: float = 0.0
     reason: str = ""
 
@@ -184,6 +185,7 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
 
     def finish(ok: bool, k: int, reason: str = "") -> StepResult:
         accelerator.kind = kind0
+        sim.damage.floor = None
         if reuse:
             sim.elastic.reuse_preconditioner(False)
         res.converged, res.iterations, res.residual, res.reason = ok, k, err, reason
@@ -225,11 +227,19 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
         if since_best >= stagnation:
             # no progress for a while: over-relaxation can make the projected iteration
             # cycle where the damage reaches its bounds; fall back to plain alternate
-            # minimisation (a descent method)
+            # minimisation. With the Rankine driving force, which is not the derivative of
+            # the stored energy, plain sweeps can wander too (longer cycles than the two-cycle
+            # watch sees): if they also make no progress, the damage is held from then on at
+            # least at its present iterate (irreversibility across the iterations of the
+            # step, as a history field would): a non-decreasing, bounded sequence converges
             since_best, best = 0, err
             if accelerator.kind != "staggered":
                 accelerator.kind = "staggered"
                 accelerator.reset()
+            elif not res.monotone:
+                res.monotone = True
+        if res.monotone:
+            sim.damage.floor = g.copy()
         # Newton finishes an iteration that is converging; one whose damage has already
         # settled (only the inexact solves are left to confirm) finishes faster by itself
         if newton is not None and spec.tolerance <= err < switch:

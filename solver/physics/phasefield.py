@@ -153,6 +153,9 @@ class DamageProblem:
         self.upper.x.array[fixed_dofs] = 0.0
         self.fixed_dofs = fixed_dofs
         self.lb = fem.Function(D)
+        #: optional owned-DOF array: a further lower bound (alternate minimisation's
+        #: monotone fallback, solver.numerics.schemes)
+        self.floor: np.ndarray | None = None
         self.solves = 0
         self.linear_iterations = 0
         self.inexact = False
@@ -167,6 +170,9 @@ class DamageProblem:
 
     def solve(self) -> tuple[bool, int]:
         self.lb.x.array[:] = self.lower.x.array
+        if self.floor is not None:
+            n = len(self.floor)
+            np.maximum(self.lb.x.array[:n], self.floor, out=self.lb.x.array[:n])
         self.lb.x.array[self.fixed_dofs] = 0.0
         self.snes.setVariableBounds(self.lb.x.petsc_vec, self.upper.x.petsc_vec)
         self.problem.solve()
