@@ -35,7 +35,8 @@ class SchemeSpec(Schema):
     stagnation: int = Field(
         25, ge=1, le=100000,
         description="after this many iterations without the damage change falling below 0.7 of its best, "
-        "alternate minimisation falls back to plain (unrelaxed) sweeps",
+        "alternate minimisation falls back to plain (unrelaxed) sweeps; after as many again, the damage is held "
+        "at least at its last iterate for the rest of the step",
     )
     newton_after: int = Field(
         5, ge=1, le=100000,
