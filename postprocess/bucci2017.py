@@ -57,6 +57,7 @@ def run_numbers(run_dir: Path) -> dict | None:
         "band_width_ratio_max": float(np.max(h["band_width_ratio"])),
         "wall_s": float(summary.get("wall_time_s") or np.nan),
         "stage_III": bool((summary.get("stages") or {}).get("stage_III_detected")),
+        "length_ratio_final": float((summary.get("localisation") or {}).get("length_ratio_final") or np.nan),
     }
     if "capacity" in h:  # galvanostatic: the first discharge and the last effective conductivity
         discharge = h["mode"] == "discharge" if "mode" in h else np.ones(len(sharp), bool)
@@ -221,6 +222,21 @@ def mitigation(records: list[dict], base: list[dict], plt, out: Path) -> list[st
     return lines
 
 
+def localisation(rec: dict) -> list[str]:
+    """Band-width ratio (d >= 0.9 area / sharp length, over the 1D profile's width) and the
+    final sharp / regularised crack length ratio of the runs that cracked, per sweep."""
+    lines = ["## Localisation (cracked runs)", "", "| sweep | cracked runs | largest band-width ratio (any output) "
+             "| final sharp / regularised length: median (min-max) |", "|---|---|---|---|"]
+    for name, records in rec.items():
+        rs = [r for r in records if r["cracked"]]
+        if not rs:
+            continue
+        ratio = np.array([r["length_ratio_final"] for r in rs])
+        lines.append(f"| {name} | {len(rs)} | {max(r['band_width_ratio_max'] for r in rs):.2f} | "
+                     f"{np.nanmedian(ratio):.2f} ({np.nanmin(ratio):.2f}-{np.nanmax(ratio):.2f}) |")
+    return lines
+
+
 def _save(fig, path: Path, plt) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -255,6 +271,7 @@ def main(argv=None) -> int:
         base = [r for r in rec["stiffness"] if r["materials.electrolyte.E"] == 18.5e9
                 and family(r["materials.electrolyte.fracture"]).startswith("K_Ic")]
         lines += mitigation(rec["mitigation"], base, plt, out) + [""]
+    lines += localisation(rec) + [""]
     (out / "bucci2017.md").write_text("\n".join(lines))
     print(f"  {out / 'bucci2017.md'}")
     return 0
