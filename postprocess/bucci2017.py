@@ -266,6 +266,17 @@ def corners(rec: dict) -> list[str]:
             f"taken at random would be that close in {100 * np.median(chance):.0f} % of cases (median).", ""]
 
 
+def cost(rec: dict) -> list[str]:
+    """CPU time of the complete runs of each sweep (one rank each)."""
+    lines = ["## Cost (complete runs, one rank each)", "", "| sweep | runs | CPU time (h) | median per run (s) "
+             "| longest (s) |", "|---|---|---|---|---|"]
+    for name, records in rec.items():
+        wall = np.array([r["wall_s"] for r in records])
+        if len(wall):
+            lines.append(f"| {name} | {len(wall)} | {wall.sum() / 3600:.2f} | {np.median(wall):.0f} | {wall.max():.0f} |")
+    return lines
+
+
 def localisation(rec: dict) -> list[str]:
     """Band-width ratio (d >= 0.9 area / sharp length, over the 1D profile's width) and the
     final sharp / regularised crack length ratio of the runs that cracked, per sweep."""
@@ -315,7 +326,7 @@ def main(argv=None) -> int:
         base = [r for r in rec["stiffness"] if r["materials.electrolyte.E"] == 18.5e9
                 and family(r["materials.electrolyte.fracture"]).startswith("K_Ic")]
         lines += mitigation(rec["mitigation"], base, plt, out) + [""]
-    lines += corners(rec) + localisation(rec) + [""]
+    lines += corners(rec) + localisation(rec) + [""] + cost(rec) + [""]
     (out / "bucci2017.md").write_text("\n".join(lines))
     print(f"  {out / 'bucci2017.md'}")
     return 0
