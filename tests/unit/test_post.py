@@ -545,3 +545,14 @@ def test_field_outputs_cut_by_a_kill_are_left_out(tmp_path):
     broken.write_bytes((tmp_path / "fields.h5").read_bytes()[:2000])
     with pytest.raises(PostprocessError, match="broken.h5: not a readable HDF5 file"):
         read_field_file(broken)
+
+
+def test_study_mean_and_95_percent_interval():
+    """postprocess.bucci2017.mean_ci: Student-t interval of the finite values (closed form for
+    1..5: mean 3, s = sqrt(2.5), t(0.975, 4) = 2.7764)."""
+    from postprocess.bucci2017 import fmt, mean_ci
+
+    m, ci, n = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0, float("nan")])
+    assert (m, n) == (3.0, 5) and ci == pytest.approx(2.7764451 * np.sqrt(2.5) / np.sqrt(5), rel=1e-6)
+    assert mean_ci([2.0])[:2] == (2.0, pytest.approx(np.nan, nan_ok=True)) and mean_ci([])[2] == 0
+    assert fmt(3.0, 1.96) == "3.00 +/- 1.96" and fmt(float("nan"), 0.1) == "-"
