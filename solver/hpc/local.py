@@ -19,7 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from solver.hpc.spec import Run, Sweep, checkpoint_override, write_manifest
+from solver.hpc.checkpoints import checkpoint_override
+from solver.hpc.spec import Run, Sweep, write_manifest
 from solver.hpc.status import (CHECKPOINTED, RunStatus, counts, failure_text, log_path, print_status, runs_to_launch,
                                state_path, status_command, sweep_status)
 from solver.runs.rundir import CHECKPOINT_FILE, RunError, record_crash, run_state

@@ -37,7 +37,8 @@ from pathlib import Path
 
 from solver.hpc.local import find_mpiexec, ssbfrac_command
 from solver.hpc.queue import jobs_path, load_jobs, squeue_tasks, submitted_tasks
-from solver.hpc.spec import Sweep, checkpoint_override, time_limit_seconds, write_manifest
+from solver.hpc.checkpoints import checkpoint_override, time_limit_seconds
+from solver.hpc.spec import Sweep, write_manifest
 from solver.hpc.status import (RunStatus, counts, log_path, print_status, runs_to_launch, state_path, status_command,
                                sweep_status)
 from solver.runs.rundir import RunError

@@ -544,7 +544,7 @@ slurm: {{time: "10"}}
 
 
 def test_time_limits_in_seconds():
-    from solver.hpc.spec import time_limit_seconds
+    from solver.hpc.checkpoints import time_limit_seconds
 
     assert time_limit_seconds("10") == 600
     assert time_limit_seconds("10:30") == 630
