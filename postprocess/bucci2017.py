@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from postprocess.convergence import ONSET_LENGTH
+from postprocess.convergence import ONSET_LENGTH, first_crack
 from postprocess.history import read_accepted_history, read_summary
 
 SEED = "geometry.particles.seed"
@@ -47,8 +47,7 @@ def run_numbers(run_dir: Path) -> dict | None:
     h = read_accepted_history(run_dir / "history.csv")
     n = len(h["step"])
     sharp = h.get("crack_length_sharp", np.zeros(n))  # absent without fracture
-    cracked = np.flatnonzero(sharp >= ONSET_LENGTH)
-    first = cracked[0] if len(cracked) else None
+    first = first_crack(sharp)
     out = {
         "cracked": first is not None,
         "onset_strain": float(abs(h["vol_strain"][first])) if first is not None else np.nan,

@@ -29,6 +29,12 @@ from postprocess.history import read_accepted_history, read_summary
 ONSET_LENGTH = 0.05
 
 
+def first_crack(sharp) -> int | None:
+    """Index of the first row whose sharp crack length reaches ONSET_LENGTH, or None."""
+    cracked = np.flatnonzero(np.asarray(sharp) >= ONSET_LENGTH)
+    return int(cracked[0]) if len(cracked) else None
+
+
 def run_record(run_dir: Path) -> dict | None:
     """The numbers of one complete run, or None."""
     summary = read_summary(run_dir)
@@ -38,14 +44,14 @@ def run_record(run_dir: Path) -> dict | None:
     h = read_accepted_history(run_dir / "history.csv")
     strain = np.abs(h["vol_strain"])
     sharp, reg = h["crack_length_sharp"], h["crack_length"]
-    cracked = np.flatnonzero(sharp >= ONSET_LENGTH)
+    first = first_crack(sharp)
     fail = summary["failure_properties"]["electrolyte"]
     geo = case.get("geometry", {})
     return {
         "run": run_dir.name, "seed": geo.get("particles", {}).get("seed"),
         "ell_um": fail["ell_m"] * 1e6, "h_um": geo.get("mesh", {}).get("size", float("nan")) * 1e6,
         "strain": strain, "sharp": sharp, "regularised": reg,
-        "onset_strain": float(strain[cracked[0]]) if len(cracked) else float("nan"),
+        "onset_strain": float(strain[first]) if first is not None else float("nan"),
         "final_sharp": float(sharp[-1]), "final_regularised": float(reg[-1]),
         "band_width_ratio_max": float(np.max(h["band_width_ratio"])) if "band_width_ratio" in h else float("nan"),
         "length_ratio_final": float(sharp[-1] / reg[-1]) if reg[-1] > 0 else float("nan"),

@@ -8,7 +8,6 @@ tests of the stiffness trends use it as it is; those of irreversibility and of t
 count, which hold on any mesh, use a mesh twice as coarse (COARSE).
 """
 
-
 import numpy as np
 import pytest
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, runs_to_completion
-from postprocess.convergence import ONSET_LENGTH
+from postprocess.convergence import ONSET_LENGTH, first_crack
 
 CASE = ROOT / "cases" / "bucci2017_prescribed.yaml"
 REDUCED = ("geometry.size=[6.0e-6, 6.0e-6]", "geometry.mesh.size=0.125e-6", "geometry.mesh.interface_size=0.125e-6",
@@ -22,33 +22,36 @@ REDUCED = ("geometry.size=[6.0e-6, 6.0e-6]", "geometry.mesh.size=0.125e-6", "geo
 SEEDS = (1, 2)
 
 
+def reduced_runs(tmp_path_factory, name: str, runs: dict) -> dict:
+    """The reduced base case with each entry's extra settings ({key: (directory, *sets)}),
+    two at a time; returns {key: accepted history}."""
+    base = tmp_path_factory.mktemp(name)
+    done = runs_to_completion([(CASE, base / d, *sets, *REDUCED) for d, *sets in runs.values()])
+    return {key: h for key, (_, h) in zip(runs, done)}
+
+
 @pytest.fixture(scope="module")
 def stiffness(tmp_path_factory):
     """E_SE = 5 and 50 GPa with the glass's toughness (K_Ic) and strength held, two seeds."""
-    base = tmp_path_factory.mktemp("conclusions")
-    runs = {(e, seed): (CASE, base / f"E{e}_s{seed}", f"materials.electrolyte.E={e}e9",
-                        f"geometry.particles.seed={seed}", *REDUCED)
-            for e in (5, 50) for seed in SEEDS}
-    done = runs_to_completion(list(runs.values()))
-    return {key: h for key, (_, h) in zip(runs, done)}
+    return reduced_runs(tmp_path_factory, "conclusions", {
+        (e, seed): (f"E{e}_s{seed}", f"materials.electrolyte.E={e}e9", f"geometry.particles.seed={seed}")
+        for e in (5, 50) for seed in SEEDS})
 
 
 @pytest.fixture(scope="module")
 def actives(tmp_path_factory):
     """The base case's NMC811 (7.0 % volume change over x = 0.25 -> 1) and the study's
     low-strain variant, NMC532 (3.0 % over x = 0 -> 1), in the glass at 18.5 GPa, two seeds."""
-    base = tmp_path_factory.mktemp("actives")
     low_strain = ("materials.active={use: nmc532, nu: 0.3, fracture: null}", "loading.path=[0.0, 1.0]")
-    runs = {(active, seed): (CASE, base / f"{active}_s{seed}", f"geometry.particles.seed={seed}", *REDUCED,
-                             *(low_strain if active == "nmc532" else ()))
-            for active in ("nmc811", "nmc532") for seed in SEEDS}
-    done = runs_to_completion(list(runs.values()))
-    return {key: h for key, (_, h) in zip(runs, done)}
+    return reduced_runs(tmp_path_factory, "actives", {
+        (active, seed): (f"{active}_s{seed}", f"geometry.particles.seed={seed}",
+                         *(low_strain if active == "nmc532" else ()))
+        for active in ("nmc811", "nmc532") for seed in SEEDS})
 
 
 def onset_strain(h) -> float:
-    cracked = np.flatnonzero(h["crack_length_sharp"] >= ONSET_LENGTH)
-    return float(abs(h["vol_strain"][cracked[0]])) if len(cracked) else np.inf
+    first = first_crack(h["crack_length_sharp"])
+    return float(abs(h["vol_strain"][first])) if first is not None else np.inf
 
 
 @pytest.mark.slow
