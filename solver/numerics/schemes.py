@@ -31,6 +31,12 @@ from petsc4py import PETSc
 #: a damage iterate that comes back to within this fraction of the last change of where it
 #: was two sweeps earlier is taken as a two-cycle of the iteration
 CYCLE_RATIO = 0.1
+#: with a variational driving force, a sweep whose net damage increase is at least this
+#: fraction of its total change (the damage grows at least three times as much as it falls
+#: back) is progress, a crack that runs, not stagnation. Measured on the unstable crack of
+#: the tension benchmark: 0.75-0.99 with over-relaxation, 1.0 without; 330 sweeps to
+#: converge the jump, where falling back to plain sweeps took more than 2000
+RUNNING_FRACTION = 0.5
 
 
 @dataclass
@@ -155,8 +161,14 @@ class MonolithicNewton:
 
 
 def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: MonolithicNewton | None = None,
-                           switch_tolerance: float = 0.0) -> StepResult:
+                           switch_tolerance: float = 0.0, descent: bool = False) -> StepResult:
     """Alternate minimisation for the current load, optionally finished by Newton.
+
+    ``descent``: the sweeps minimise an energy (the driving force is the derivative of the
+    stored energy), so a sweep that only adds damage is a crack that runs, never a cycle:
+    such sweeps do not count as stagnation (see :data:`RUNNING_FRACTION`). With the Rankine
+    force they do: there over-relaxed sweeps can add damage without settling (measured on
+    the default case: 0.02-0.04 per sweep for 2000 sweeps), what the fallbacks are for.
 
     ``sim`` provides ``elastic`` and ``damage`` sub-problems, ``d``, ``u``, ``d_prev``,
     the owned damage DOF count and the fixed damage DOFs."""
@@ -182,6 +194,16 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
     stagnation, newton_after = spec.stagnation, spec.newton_after
 
     kind0 = accelerator.kind
+
+    def running(x: np.ndarray, g: np.ndarray) -> bool:
+        """A crack that runs (an unstable growth) keeps the damage change of a sweep from
+        falling while the iteration makes steady progress: the sweep only adds damage. That
+        is not stagnation; neither a fallback to plain sweeps (several times slower on a
+        running crack) nor Newton (which fails there) helps it."""
+        delta = g - x
+        added, moved = comm.allreduce(np.array([delta.sum(), np.abs(delta).sum()]) if n else np.zeros(2),
+                                      op=MPI.SUM)
+        return added >= RUNNING_FRACTION * moved > 0.0
 
     def finish(ok: bool, k: int, reason: str = "") -> StepResult:
         accelerator.kind = kind0
@@ -215,7 +237,9 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
             sim.monitor(k, err)
         if err < spec.tolerance and ok_u and sim.damage.last_converged:
             return finish(True, k)
-        if err < 0.7 * best:
+        if descent and running(x, g):
+            best, since_best = min(err, best), 0
+        elif err < 0.7 * best:
             best, since_best = err, 0
         else:
             since_best += 1

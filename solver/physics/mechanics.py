@@ -256,7 +256,8 @@ class MechanicsProblem:
                               reason="" if ok else "elasticity did not converge")
         sch = self.case.fracture.scheme
         return schemes.alternate_minimisation(
-            self, sch, self.accel, self.newton, sch.switch_tolerance if self.newton is not None else 0.0)
+            self, sch, self.accel, self.newton, sch.switch_tolerance if self.newton is not None else 0.0,
+            descent=self.case.fracture.driving_force == "energy")
 
     # ------------------------------------------------------------------ measures and outputs
     def update_outputs(self) -> None:

@@ -58,3 +58,42 @@ def test_a_converging_iteration_is_not_taken_for_a_cycle():
     res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("staggered"))
     assert res.converged and res.cycles == 0
     assert np.allclose(sim.d.x.array, centre, atol=1e-5)
+
+
+class AdvancingDamage(FlippingDamage):
+    """Every sweep adds ``rate`` of damage wherever it is below 1: a change that does not fall
+    until the damage is complete, as when a crack runs through the specimen."""
+
+    rate = 0.02
+
+    def solve(self):
+        self.d.x.array[:] = np.minimum(1.0, self.d.x.array + self.rate)
+        self.solves += 1
+        return True, 1
+
+
+def test_a_running_crack_is_not_taken_for_stagnation():
+    """With a driving force that is the derivative of the stored energy, a sweep that only
+    adds damage makes steady progress even though the change per sweep does not fall: the over-relaxed iteration goes on (no fallback to plain sweeps, no
+    holding of the iterate), and it reaches the end in about 1/(1.8 * 0.02) sweeps."""
+    sim, _ = flipping_problem(20)
+    sim.d.x.array[:] = 0.0
+    sim.damage = AdvancingDamage(sim.d, np.zeros(20))
+    spec = SimpleNamespace(tolerance=1e-8, max_iterations=200, stagnation=10, newton_after=5)
+    res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("overrelaxed", relaxation=1.8), descent=True)
+    assert res.converged, res
+    assert not res.monotone
+    assert res.iterations <= 30, res.iterations
+    assert np.allclose(sim.d.x.array, 1.0)
+
+
+def test_without_an_energy_a_growing_damage_still_falls_back():
+    """With a driving force that is not the derivative of an energy (Rankine) a sweep that
+    adds damage may belong to an iteration that does not settle: the fallbacks stay."""
+    sim, _ = flipping_problem(20)
+    sim.d.x.array[:] = 0.0
+    sim.damage = AdvancingDamage(sim.d, np.zeros(20))
+    spec = SimpleNamespace(tolerance=1e-8, max_iterations=200, stagnation=10, newton_after=5)
+    res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("overrelaxed", relaxation=1.8))
+    assert res.converged, res
+    assert res.monotone
