@@ -174,8 +174,13 @@ class DamageProblem:
             n = len(self.floor)
             np.maximum(self.lb.x.array[:n], self.floor, out=self.lb.x.array[:n])
         self.lb.x.array[self.fixed_dofs] = 0.0
-        self.snes.setVariableBounds(self.lb.x.petsc_vec, self.upper.x.petsc_vec)
+        constrained = self.snes.getType().startswith("vi")
+        if constrained:
+            self.snes.setVariableBounds(self.lb.x.petsc_vec, self.upper.x.petsc_vec)
         self.problem.solve()
+        if not constrained:  # bounds that cannot be active (solver.numerics.petsc.damage_unconstrained):
+            # round-off, or the floor of the monotone fallback (solver.numerics.schemes), by projection
+            np.clip(self.d.x.array, self.lb.x.array, self.upper.x.array, out=self.d.x.array)
         reason = self.snes.getConvergedReason()
         its = self.snes.getIterationNumber()
         self.solves += 1

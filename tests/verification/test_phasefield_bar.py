@@ -21,7 +21,7 @@ E, NU, GC, ELL = 20.0, 0.3, 4e-3, 0.5  # GPa, -, GPa*um, um
 L = 0.4  # um: shorter than ell, the homogeneous state is stable
 
 
-def bar_response(model, driving_force, split, strains):
+def bar_response(model, driving_force, split, strains, damage_options=None):
     domain = mesh.create_rectangle(MPI.COMM_WORLD, [[0, 0], [L, 0.2]], [8, 4])
     V, D, u, d, d_prev, chi, Gc, ell, Ef, lm, mu, const = phase_field_fields(domain, E, NU, GC, ELL)
     s = pf.DamageSettings(model, split, driving_force, 0.0, "bounds")
@@ -41,8 +41,8 @@ def bar_response(model, driving_force, split, strains):
     opts = DIRECT_LU
     elastic = el.ElasticityProblem(u, energy * ufl.dx, bcs, [], ufl.ds, split == "none", opts,
                                    prefix=f"bar_el_{model}_{driving_force}_")
-    damage = pf.DamageProblem(d, d_prev, H, Gc, ell, chi, s, np.zeros(0, dtype=np.int32), {},
-                              prefix=f"bar_d_{model}_{driving_force}_")
+    damage = pf.DamageProblem(d, d_prev, H, Gc, ell, chi, s, np.zeros(0, dtype=np.int32), damage_options or {},
+                              prefix=f"bar_d_{model}_{driving_force}_{bool(damage_options)}_")
     eps_v = ufl.variable(eps_e)
     sigma = ufl.diff(pf.stored_energy(eps_v, const(lm), const(mu), d, chi, s, 2), eps_v)
     f_sxx = fem.form(sigma[0, 0] * ufl.dx)
@@ -105,3 +105,26 @@ def test_at2_peak_stress_and_strain():
     assert r[i, 0] == pytest.approx(ec, rel=0.03)  # the peak is flat: the strain is located to the step size
     # and the damage at the peak is 1/4
     assert r[i, 2] == pytest.approx(0.25, abs=0.02)
+
+
+def test_at2_damage_without_bounds_is_the_bound_constrained_one():
+    """AT2 with the energy as driving force, under a growing load: the damage equation solved
+    by plain Newton without bounds (what runs with a history field use,
+    solver.numerics.petsc.damage_unconstrained) gives the bound-constrained solution, stress
+    and damage at every strain to solver tolerance: no bound is ever active."""
+    from solver.config.fracture import Fracture
+    from solver.numerics.petsc import damage_options, damage_unconstrained
+
+    fr = Fracture(model="AT2", irreversibility="history", driving_force="energy", split="none")
+    assert damage_unconstrained(fr)
+    assert not damage_unconstrained(Fracture(model="AT2", irreversibility="bounds", driving_force="energy"))
+    assert not damage_unconstrained(Fracture(model="AT1", irreversibility="history", driving_force="energy"))
+    opts = damage_options(fr, 100, 2)
+    assert opts["snes_type"] == "newtonls"
+    M = E * (1 - NU) / ((1 + NU) * (1 - 2 * NU))
+    _, ec = at2_critical(M, GC, ELL)
+    strains = np.linspace(0.1 * ec, 1.5 * ec, 15)
+    bounded = bar_response("AT2", "energy", "none", strains)
+    plain = bar_response("AT2", "energy", "none", strains, damage_options=opts)
+    assert plain[-1, 2] > 0.4  # well past the peak
+    assert np.allclose(plain, bounded, rtol=1e-7, atol=1e-9)
