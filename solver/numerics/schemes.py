@@ -150,10 +150,14 @@ class MonolithicNewton:
 
     def solve(self) -> tuple[bool, int, int]:
         """Returns (converged, Newton iterations, Krylov iterations)."""
-        self._fpetsc.assign([self._ulo, self.lower], self.lb)
-        self._fpetsc.assign([self._uhi, self.upper], self.ub)
-        self.snes.setVariableBounds(self.lb, self.ub)
+        constrained = self.snes.getType().startswith("vi")
+        if constrained:
+            self._fpetsc.assign([self._ulo, self.lower], self.lb)
+            self._fpetsc.assign([self._uhi, self.upper], self.ub)
+            self.snes.setVariableBounds(self.lb, self.ub)
         self.problem.solve()
+        if not constrained:  # bounds that cannot be active (solver.numerics.petsc.damage_unconstrained)
+            np.clip(self.d.x.array, self.lower.x.array, self.upper.x.array, out=self.d.x.array)
         reason = self.snes.getConvergedReason()
         self.u.x.scatter_forward()
         self.d.x.scatter_forward()

@@ -19,7 +19,7 @@ from meshes import tags as mtags
 from meshes.tags import AM_PHASES, PHASE_CODES, SE_PHASES, phase_of_tags
 from solver.config.units import FORCE_2D_TO_N_PER_M, FORCE_3D_TO_N
 from solver.numerics import schemes
-from solver.numerics.petsc import damage_options, elasticity_options
+from solver.numerics.petsc import damage_options, damage_unconstrained, elasticity_options
 from solver.numerics.schemes import Accelerator, StepResult
 from solver.physics import elasticity as el
 from solver.physics import phasefield as pf
@@ -245,8 +245,11 @@ class MechanicsProblem:
         F_d = ufl.derivative(damage_energy, self.d, ufl.TestFunction(D))
         bc_d = fem.dirichletbc(PETSc.ScalarType(0), self._fixed_damage, D)
         lower = self.d_prev if fr.irreversibility == "bounds" else self._zero(D)
+        opts = dict(fr.scheme.newton_petsc_options)
+        if damage_unconstrained(fr):  # no bound can be active (as for the damage solve)
+            opts.setdefault("snes_type", "newtonls")
         return schemes.MonolithicNewton(self.u, self.d, F_u, F_d, list(bcs) + [bc_d], lower,
-                                        self.damage.upper, fr.scheme.newton_petsc_options)
+                                        self.damage.upper, opts)
 
     def solve_step(self) -> StepResult:
         e0, l0 = self.elastic.solves, self.elastic.linear_iterations

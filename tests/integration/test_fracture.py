@@ -128,3 +128,21 @@ def test_one_and_two_ranks_give_the_same_crack_curve(tmp_path):
         a, b = h1[col], h2[col]
         tol = 1e-3 * max(np.abs(a).max(), 1e-12)
         assert np.allclose(a, b, rtol=0, atol=tol), (col, np.abs(a - b).max(), scale)
+
+
+@pytest.mark.slow
+def test_at2_history_runs_without_bounds_as_with_them(tmp_path):
+    """AT2 with a history field and the energy as driving force: the damage and the
+    monolithic Newton step run without bounds (no bound can be active, which is what makes
+    them cheaper: solver.numerics.petsc.damage_unconstrained). Forcing the bound-constrained
+    solves instead gives the same run: the same steps and iterations, and crack lengths and
+    energies equal to the damage tolerance."""
+    at2 = ("fracture.model=AT2", "fracture.irreversibility=history", "fracture.driving_force=energy",
+           "fracture.split=spectral", f"materials.active.expansion={EXPANSION}", "output.fields_every=0", *COARSE)
+    vi = ("fracture.petsc_options={snes_type: vinewtonrsls}",
+          "fracture.scheme.newton_petsc_options={snes_type: vinewtonrsls}")
+    (_, plain), (_, bounded) = runs_to_completion([(CASE, tmp_path / "plain", *at2), (CASE, tmp_path / "vi", *at2, *vi)])
+    assert plain["crack_length"][-1] > 1.0, "the case must crack"
+    assert np.array_equal(plain["iterations"], bounded["iterations"])
+    for col in ("crack_length", "fracture_energy", "elastic_energy", "d_max"):
+        assert np.allclose(plain[col], bounded[col], rtol=1e-4, atol=1e-4 * np.abs(bounded[col]).max()), col
