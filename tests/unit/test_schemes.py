@@ -97,3 +97,33 @@ def test_without_an_energy_a_growing_damage_still_falls_back():
     res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("overrelaxed", relaxation=1.8))
     assert res.converged, res
     assert res.monotone
+
+
+class CreepThenRun(FlippingDamage):
+    """Damage that first creeps up by 0.001 per sweep (no progress as the iteration sees it)
+    for ``creep`` sweeps, then runs at 0.05 per sweep to 1."""
+
+    creep = 40
+
+    def solve(self):
+        rate = 0.001 if self.solves < self.creep else 0.05
+        self.d.x.array[:] = np.minimum(1.0, self.d.x.array + rate)
+        self.solves += 1
+        return True, 1
+
+
+def test_a_crack_that_starts_to_run_ends_the_fallbacks():
+    """With an energy, the fallbacks taken while the damage crept (plain sweeps after
+    ``stagnation`` sweeps, then the hold of the iterate) end once the crack runs: the
+    over-relaxation comes back and the hold is released."""
+    sim, _ = flipping_problem(20)
+    sim.d.x.array[:] = 0.0
+    sim.damage = CreepThenRun(sim.d, np.zeros(20))
+    spec = SimpleNamespace(tolerance=1e-8, max_iterations=500, stagnation=10, newton_after=5)
+    res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("overrelaxed", relaxation=1.8), descent=True)
+    assert res.converged, res
+    assert not res.monotone
+    assert sim.damage.floor is None
+    # after the creep (about 0.04 of damage, a little more with over-relaxation) plain sweeps
+    # would need 0.96 / 0.05 = 20 sweeps; over-relaxed ones about 11
+    assert res.iterations - CreepThenRun.creep <= 14, res.iterations
