@@ -68,15 +68,15 @@ def main() -> int:
     return 0
 
 
-def petsc_events(path: Path) -> dict[str, float]:
-    """Maximum time over the ranks of each event of a PETSc -log_view file (s); events that
-    appear in several stages are summed. Empty when the file is missing."""
+def petsc_events(path: Path, names=("SNESFunctionEval", "SNESJacobianEval", "KSPSolve", "PCSetUp")) -> dict[str, float]:
+    """Maximum time over the ranks of each event ``names`` of a PETSc -log_view file (s);
+    events that appear in several stages are summed. Empty when the file is missing."""
     events: dict[str, float] = {}
     if not path.is_file():
         return events
     for line in path.read_text().splitlines():
         parts = line.split()
-        if len(parts) > 4 and parts[0] in ("SNESFunctionEval", "SNESJacobianEval", "KSPSolve", "PCSetUp"):
+        if len(parts) > 4 and parts[0] in names:
             try:
                 events[parts[0]] = events.get(parts[0], 0.0) + float(parts[3])
             except ValueError:
