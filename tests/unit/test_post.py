@@ -556,3 +556,33 @@ def test_study_mean_and_95_percent_interval():
     assert (m, n) == (3.0, 5) and ci == pytest.approx(2.7764451 * np.sqrt(2.5) / np.sqrt(5), rel=1e-6)
     assert mean_ci([2.0])[:2] == (2.0, pytest.approx(np.nan, nan_ok=True)) and mean_ci([])[2] == 0
     assert fmt(3.0, 1.96) == "3.00 +/- 1.96" and fmt(float("nan"), 0.1) == "-"
+
+
+def test_benchmark_curves_peak_units_and_published_difference(tmp_path):
+    """postprocess.benchmarks: a run's reaction force (N/m) becomes kN for the 1 mm thick
+    specimen, its peak is compared with the published one, a rejected step is left out of
+    the curve but its iterations are counted, and a run without summary.json is marked
+    not complete."""
+    from postprocess import benchmarks as bm
+
+    run = tmp_path / "sent_like"
+    run.mkdir()
+    (run / "case.yaml").write_text("loading: {type: displacement, direction: [0.0, 1.0]}\n"
+                                   "fracture: {model: AT2, split: none}\n")
+    rows = ["step,accepted,displacement,reaction_force,crack_length,crack_length_sharp,iterations,newton_iterations,wall",
+            "0,1,0,0,0,0,0,0,0",
+            "1,1,2.0,300000,1,0,1,2,1",
+            "2,1,4.0,600000,2,0,1,2,2",
+            "3,0,5.0,,,,2000,3,9",          # rejected: not on the curve
+            "4,1,4.5,650000,5,3,7,1,10",
+            "5,1,5.0,1000,400,390,250,0,20"]
+    (run / "history.csv").write_text("\n".join(rows) + "\n")
+    r = bm.run_record(run)
+    assert r["test"] == "tension" and r["model"] == "AT2, no split" and not r["complete"]
+    assert r["peak_kN"] == pytest.approx(0.65) and r["peak_at_mm"] == pytest.approx(4.5e-3)
+    assert r["difference"] == pytest.approx(0.65 / bm.PUBLISHED["tension"]["peak_kN"] - 1)
+    assert r["iterations"] == 2259 and r["newton"] == 8 and r["rejected"] == 1
+    assert r["median_growth_iterations"] == pytest.approx(128.5) and r["max_iterations"] == 250
+    assert bm.main([str(run), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig.png").stat().st_size > 0
+    assert "not complete" in (tmp_path / "fig.md").read_text()
