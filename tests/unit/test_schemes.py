@@ -127,3 +127,36 @@ def test_a_crack_that_starts_to_run_ends_the_fallbacks():
     # after the creep (about 0.04 of damage, a little more with over-relaxation) plain sweeps
     # would need 0.96 / 0.05 = 20 sweeps; over-relaxed ones about 11
     assert res.iterations - CreepThenRun.creep <= 14, res.iterations
+
+
+class InexactElasticity:
+    """An elasticity whose single inexact Newton step never converges (as with a split that
+    keeps switching where the damage creeps); exact solves do."""
+
+    def __init__(self):
+        self.inexact, self.iterative, self.solves, self.linear_iterations = True, False, 0, 0
+        self.exact_solves = 0
+
+    def set_inexact(self, inexact: bool) -> None:
+        self.inexact = inexact
+
+    def solve(self):
+        self.solves += 1
+        self.exact_solves += not self.inexact
+        return not self.inexact, 0
+
+
+def test_settled_damage_finishes_with_an_exact_elasticity_solve():
+    """Once the damage has settled (change below the tolerance) but the inexact elasticity
+    step has not converged, the elasticity is solved exactly and the step ends there,
+    instead of sweeping on until the cap; the inexact mode is restored for the next step."""
+    sim, centre = flipping_problem()
+    sim.elastic = InexactElasticity()
+    sim.damage.solve = lambda: (sim.d.x.array.__setitem__(slice(None), centre + 0.5 * (sim.d.x.array - centre)),
+                                (True, 1))[1]
+    spec = SimpleNamespace(tolerance=1e-6, max_iterations=200, stagnation=25, newton_after=25)
+    res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("staggered"))
+    assert res.converged, res
+    assert res.iterations <= 25, res.iterations
+    assert sim.elastic.exact_solves == 1
+    assert sim.elastic.inexact
