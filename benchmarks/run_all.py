@@ -3,7 +3,7 @@
     python benchmarks/run_all.py [--quick]
 
 --quick skips the long ones (3D meshing, the fracture-scheme comparison on the default
-case, checkpoint I/O at 2.4M DOFs). Each benchmark prints its own targets; nothing is asserted here.
+case, the peer code's benchmark, checkpoint I/O at 2.4M DOFs). Each benchmark prints its own targets; nothing is asserted here.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ BENCHMARKS = [
     ("scaling.py", [], False),
     ("cycling.py", [], False),
     ("fracture_scheme.py", [], True),
+    ("profile_fracture.py", [], False),
+    ("peers.py", [], True),
     ("mesh_3d.py", [], True),
     ("checkpoint_io.py", [], True),
 ]
