@@ -110,7 +110,7 @@ def figure(records: list[dict], path: Path) -> None:
         ax.set_title(f"single-edge-notched {test}")
         ax.set_ylim(bottom=0.0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
