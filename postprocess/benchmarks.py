@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postprocess.history import read_accepted_history, read_case, read_history, read_summary
+from postprocess.history import accepted_rows, read_case, read_history, read_summary
 
 #: published peaks: the load-displacement curves of Miehe, Hofacker & Welschinger, CMAME 199
 #: (2010) 2765 (AT2 with the spectral split and a history field, ell = 0.015 mm) as read off
@@ -52,8 +52,8 @@ def run_record(run_dir: Path) -> dict:
     summary.json) gives what its history has so far, marked ``complete: False``."""
     summary = read_summary(run_dir)
     case = summary["case"] if summary is not None else read_case(run_dir)
-    h = read_accepted_history(run_dir / "history.csv")
     every = read_history(run_dir / "history.csv")
+    h = accepted_rows(every, run_dir / "history.csv")
     u = h["displacement"] * UM_TO_MM
     f = h["reaction_force"] * N_PER_M_TO_KN_PER_MM
     k = int(np.argmax(f))

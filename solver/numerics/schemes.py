@@ -176,9 +176,9 @@ def alternate_minimisation(sim, spec, accelerator: Accelerator, newton: Monolith
     ``descent``: the sweeps minimise an energy (the driving force is the derivative of the
     stored energy), so a sweep that only adds damage is a crack that runs, never a cycle:
     such sweeps do not count as stagnation and end the fallbacks taken before the crack ran
-    (see :data:`RUNNING_FRACTION`). With the Rankine
-    force they do: there over-relaxed sweeps can add damage without settling (measured on
-    the default case: 0.02-0.04 per sweep for 2000 sweeps), what the fallbacks are for.
+    (see :data:`RUNNING_FRACTION`). With the Rankine force they do: there over-relaxed
+    sweeps can add damage without settling (measured on the default case: 0.02-0.04 per
+    sweep for 2000 sweeps), what the fallbacks are for.
 
     ``sim`` provides ``elastic`` and ``damage`` sub-problems, ``d``, ``u``, ``d_prev``,
     the owned damage DOF count and the fixed damage DOFs."""

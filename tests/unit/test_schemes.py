@@ -64,7 +64,9 @@ class AdvancingDamage(FlippingDamage):
     """Every sweep adds ``rate`` of damage wherever it is below 1: a change that does not fall
     until the damage is complete, as when a crack runs through the specimen."""
 
-    rate = 0.02
+    @property
+    def rate(self) -> float:
+        return 0.02
 
     def solve(self):
         self.d.x.array[:] = np.minimum(1.0, self.d.x.array + self.rate)
@@ -72,15 +74,34 @@ class AdvancingDamage(FlippingDamage):
         return True, 1
 
 
-def test_a_running_crack_is_not_taken_for_stagnation():
-    """With a driving force that is the derivative of the stored energy, a sweep that only
-    adds damage makes steady progress even though the change per sweep does not fall: the over-relaxed iteration goes on (no fallback to plain sweeps, no
-    holding of the iterate), and it reaches the end in about 1/(1.8 * 0.02) sweeps."""
+class CreepThenRun(AdvancingDamage):
+    """Damage that first creeps up by 0.001 per sweep (no progress as the iteration sees it)
+    for ``creep`` sweeps, then runs at 0.05 per sweep to 1."""
+
+    creep = 40
+
+    @property
+    def rate(self) -> float:
+        return 0.001 if self.solves < self.creep else 0.05
+
+
+def growing_damage(damage_class, max_iterations: int, descent: bool):
+    """Over-relaxed alternate minimisation (omega = 1.8, ``stagnation`` 10) of 20 damage
+    values from 0 under ``damage_class``; returns (result, problem)."""
     sim, _ = flipping_problem(20)
     sim.d.x.array[:] = 0.0
-    sim.damage = AdvancingDamage(sim.d, np.zeros(20))
-    spec = SimpleNamespace(tolerance=1e-8, max_iterations=200, stagnation=10, newton_after=5)
-    res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("overrelaxed", relaxation=1.8), descent=True)
+    sim.damage = damage_class(sim.d, np.zeros(20))
+    spec = SimpleNamespace(tolerance=1e-8, max_iterations=max_iterations, stagnation=10, newton_after=5)
+    res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("overrelaxed", relaxation=1.8), descent=descent)
+    return res, sim
+
+
+def test_a_running_crack_is_not_taken_for_stagnation():
+    """With a driving force that is the derivative of the stored energy, a sweep that only
+    adds damage makes steady progress even though the change per sweep does not fall: the
+    over-relaxed iteration goes on (no fallback to plain sweeps, no holding of the
+    iterate), and it reaches the end in about 1/(1.8 * 0.02) sweeps."""
+    res, sim = growing_damage(AdvancingDamage, 200, descent=True)
     assert res.converged, res
     assert not res.monotone
     assert res.iterations <= 30, res.iterations
@@ -90,37 +111,16 @@ def test_a_running_crack_is_not_taken_for_stagnation():
 def test_without_an_energy_a_growing_damage_still_falls_back():
     """With a driving force that is not the derivative of an energy (Rankine) a sweep that
     adds damage may belong to an iteration that does not settle: the fallbacks stay."""
-    sim, _ = flipping_problem(20)
-    sim.d.x.array[:] = 0.0
-    sim.damage = AdvancingDamage(sim.d, np.zeros(20))
-    spec = SimpleNamespace(tolerance=1e-8, max_iterations=200, stagnation=10, newton_after=5)
-    res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("overrelaxed", relaxation=1.8))
+    res, _ = growing_damage(AdvancingDamage, 200, descent=False)
     assert res.converged, res
     assert res.monotone
-
-
-class CreepThenRun(FlippingDamage):
-    """Damage that first creeps up by 0.001 per sweep (no progress as the iteration sees it)
-    for ``creep`` sweeps, then runs at 0.05 per sweep to 1."""
-
-    creep = 40
-
-    def solve(self):
-        rate = 0.001 if self.solves < self.creep else 0.05
-        self.d.x.array[:] = np.minimum(1.0, self.d.x.array + rate)
-        self.solves += 1
-        return True, 1
 
 
 def test_a_crack_that_starts_to_run_ends_the_fallbacks():
     """With an energy, the fallbacks taken while the damage crept (plain sweeps after
     ``stagnation`` sweeps, then the hold of the iterate) end once the crack runs: the
     over-relaxation comes back and the hold is released."""
-    sim, _ = flipping_problem(20)
-    sim.d.x.array[:] = 0.0
-    sim.damage = CreepThenRun(sim.d, np.zeros(20))
-    spec = SimpleNamespace(tolerance=1e-8, max_iterations=500, stagnation=10, newton_after=5)
-    res = schemes.alternate_minimisation(sim, spec, schemes.Accelerator("overrelaxed", relaxation=1.8), descent=True)
+    res, sim = growing_damage(CreepThenRun, 500, descent=True)
     assert res.converged, res
     assert not res.monotone
     assert sim.damage.floor is None
