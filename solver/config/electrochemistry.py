@@ -243,6 +243,13 @@ class GalvanostaticLoading(Schema):
     stress_assisted: bool = Field(
         False, description="add the flux up the hydrostatic-stress gradient, D x (1 - x) Omega / (R T) grad sigma_h"
     )
+    linear_solver: Literal["auto", "direct", "iterative"] = Field(
+        "auto",
+        description=(
+            "linear solve of the (x, phi_e) Newton step: direct (MUMPS LU), iterative (GMRES with block "
+            "Gauss-Seidel, AMG on each field), or auto: direct up to 1M DOFs in 2D and 200k in 3D"
+        ),
+    )
     petsc_options: PetscOptions = Field(
         default_factory=dict, description="PETSc options of the (x, phi_e) Newton solve (merged with the defaults)"
     )

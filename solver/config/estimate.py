@@ -273,15 +273,36 @@ def memory_gb(case, est: Estimate) -> float:
     fem = MEMORY_FEM_PER_CELL[dim] * est.cells
     n_u = est.dofs["displacement"]
     fem += n_u * (_lu_per_dof(dim, n_u) if _direct(case, n_u) else MEMORY_ITERATIVE_PER_DOF[dim])
-    # the damage and electrochemistry solves are direct (MUMPS); the monolithic Newton solve
-    # of the accelerated scheme factors displacement and damage together
+    # the damage and electrochemistry solves, and the monolithic Newton solve of the
+    # accelerated scheme (displacement and damage together): a MUMPS factor each when
+    # direct (their linear_solver, auto by size), AMG hierarchies when iterative
+    ec = est.dofs.get("lithiation", 0) + est.dofs.get("ionic_potential", 0)
     for key, n in est.dofs.items():
         if key != "displacement":
-            fem += n * _lu_per_dof(dim, n)
+            fem += n * _solve_per_dof(dim, n, _kind(case, key, n if key == "damage" else ec))
     if case.fracture.enabled and case.fracture.scheme.type == "accelerated":
         n_m = n_u + est.dofs["damage"]
-        fem += n_m * _lu_per_dof(dim, n_m)
+        fem += n_m * _solve_per_dof(dim, n_m, _kind(case, "newton", n_m))
     return (MEMORY_BASE + max(gmsh, fem)) / 1e9
+
+
+def _kind(case, solve: str, n: int) -> str:
+    """``direct`` or ``iterative``: the linear solve ``auto`` takes for ``solve`` (damage,
+    newton, lithiation, ionic_potential) of ``n`` unknowns."""
+    from solver.numerics.petsc import (DIRECT_DAMAGE_MAX_DOFS, DIRECT_ELECTROCHEMISTRY_MAX_DOFS,
+                                       DIRECT_NEWTON_MAX_DOFS, linear_kind)
+
+    if solve == "damage":
+        return linear_kind(case.fracture.linear_solver, n, DIRECT_DAMAGE_MAX_DOFS[case.dimension])
+    if solve == "newton":
+        return linear_kind(case.fracture.scheme.newton_linear_solver, n, DIRECT_NEWTON_MAX_DOFS[case.dimension])
+    if case.loading.type != "galvanostatic":
+        return "direct"
+    return linear_kind(case.loading.linear_solver, n, DIRECT_ELECTROCHEMISTRY_MAX_DOFS[case.dimension])
+
+
+def _solve_per_dof(dim: int, n: int, kind: str) -> float:
+    return _lu_per_dof(dim, n) if kind == "direct" else MEMORY_ITERATIVE_PER_DOF[dim]
 
 
 # ----------------------------------------------------------------------------- the check

@@ -43,6 +43,14 @@ class SchemeSpec(Schema):
         description="accelerated: after this many iterations without the damage change falling below 0.7 of its "
         "best, Newton is tried from the present iterate (once per step)",
     )
+    newton_linear_solver: Literal["auto", "direct", "iterative"] = Field(
+        "auto",
+        description=(
+            "accelerated: linear solve of the monolithic Newton step on (u, d): direct (MUMPS LU), iterative "
+            "(GMRES with block Gauss-Seidel: AMG on the displacement block, with its rigid-body modes, and on the "
+            "damage block), or auto: direct up to 1M coupled DOFs in 2D and 30k in 3D"
+        ),
+    )
     newton_petsc_options: PetscOptions = Field(
         default_factory=dict, description="accelerated: PETSc options of the monolithic Newton solve"
     )

@@ -21,7 +21,8 @@ import itertools
 import re
 
 from solver.config.base import CaseError
-from solver.numerics.petsc import ELECTROCHEMISTRY_OPTIONS, NEWTON_OPTIONS
+from solver.numerics.blocks import ITERATIVE_BLOCKED
+from solver.numerics.petsc import ELECTROCHEMISTRY_OPTIONS, ELECTROCHEMISTRY_SNES, NEWTON_OPTIONS, NEWTON_SNES
 from solver.numerics.petsc import LU as LU_OPTIONS
 
 #: type options and the petsc4py enumeration of their values
@@ -30,10 +31,13 @@ TYPE_OPTIONS = {
     "pc_factor_mat_solver_type": "MatSolver", "mat_type": "Mat", "pc_gamg_type": "GAMG",
 }
 #: prefixes of nested solvers (stripped, the rest is checked on a KSP of its own)
-NESTED = re.compile(r"^(mg_levels_(?:\d+_)?|mg_coarse_|sub_|redundant_|fieldsplit_[A-Za-z0-9]+_)")
+NESTED = re.compile(r"^(mg_levels_(?:\d+_)?|mg_coarse_|sub_|redundant_|fieldsplit_[A-Za-z0-9]+_|block[01]_)")
 
 #: the options each solver of ssbfrac starts from (solver/numerics/petsc.py)
 LU, NEWTON, ELECTROCHEMISTRY = LU_OPTIONS, NEWTON_OPTIONS, ELECTROCHEMISTRY_OPTIONS
+#: the same with the iterative linear solve of the blocked Newton steps (solver/numerics/blocks.py)
+NEWTON_ITERATIVE = {**NEWTON_SNES, **ITERATIVE_BLOCKED}
+ELECTROCHEMISTRY_ITERATIVE = {**ELECTROCHEMISTRY_SNES, **ITERATIVE_BLOCKED}
 
 _counter = itertools.count()
 
@@ -243,9 +247,11 @@ def check_petsc_options(case, source: str, displacement_dofs: int | None = None)
     elasticity problem (which of the direct and iterative defaults ``auto`` takes)."""
     sections = [("mechanics.petsc_options", case.mechanics.petsc_options, _elasticity_contexts(case, displacement_dofs)),
                 ("fracture.petsc_options", case.fracture.petsc_options, _damage_contexts(case, displacement_dofs)),
-                ("fracture.scheme.newton_petsc_options", case.fracture.scheme.newton_petsc_options, [NEWTON])]
+                ("fracture.scheme.newton_petsc_options", case.fracture.scheme.newton_petsc_options,
+                 [NEWTON, NEWTON_ITERATIVE])]
     if case.loading.type == "galvanostatic":
-        sections.append(("loading.petsc_options", case.loading.petsc_options, [ELECTROCHEMISTRY]))
+        sections.append(("loading.petsc_options", case.loading.petsc_options,
+                         [ELECTROCHEMISTRY, ELECTROCHEMISTRY_ITERATIVE]))
     lines = []
     for path, user, contexts in sections:
         if not user:

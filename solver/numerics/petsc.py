@@ -50,11 +50,17 @@ ITERATIVE_DAMAGE: dict[str, Any] = {
 #: damage.linear_solver: auto takes the direct solve up to this many damage DOFs (2D, 3D)
 DIRECT_DAMAGE_MAX_DOFS = {2: 1_000_000, 3: 100_000}
 #: the monolithic Newton method on displacement and damage (solver.numerics.schemes)
-NEWTON_OPTIONS: dict[str, Any] = {"snes_type": "vinewtonrsls", "snes_linesearch_type": "basic", "snes_max_it": 8,
-                                  "snes_rtol": 1e-8, "snes_atol": 1e-9, "snes_stol": 0.0, **LU}
+NEWTON_SNES: dict[str, Any] = {"snes_type": "vinewtonrsls", "snes_linesearch_type": "basic", "snes_max_it": 8,
+                                "snes_rtol": 1e-8, "snes_atol": 1e-9, "snes_stol": 0.0}
+NEWTON_OPTIONS: dict[str, Any] = {**NEWTON_SNES, **LU}
+#: newton_linear_solver: auto takes the direct solve up to this many coupled (u, d) DOFs (2D, 3D)
+DIRECT_NEWTON_MAX_DOFS = {2: 1_000_000, 3: 30_000}
 #: the (x, phi_e) field solve of the electrochemistry (solver.physics.electrochemistry.fields)
-ELECTROCHEMISTRY_OPTIONS: dict[str, Any] = {"snes_type": "newtonls", "snes_linesearch_type": "bt", "snes_rtol": 1e-10,
-                                            "snes_stol": 0.0, "snes_max_it": 30, **LU}
+ELECTROCHEMISTRY_SNES: dict[str, Any] = {"snes_type": "newtonls", "snes_linesearch_type": "bt", "snes_rtol": 1e-10,
+                                         "snes_stol": 0.0, "snes_max_it": 30}
+ELECTROCHEMISTRY_OPTIONS: dict[str, Any] = {**ELECTROCHEMISTRY_SNES, **LU}
+#: loading.linear_solver: auto takes the direct solve up to this many (x, phi_e) DOFs (2D, 3D)
+DIRECT_ELECTROCHEMISTRY_MAX_DOFS = {2: 1_000_000, 3: 200_000}
 
 
 def elasticity_options(mechanics, n_dofs: int, gdim: int) -> dict:

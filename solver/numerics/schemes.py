@@ -105,13 +105,18 @@ class MonolithicNewton:
     Args:
         u, d: the unknowns; F_u, F_d: their residual forms; bcs: Dirichlet conditions
         of both fields; lower, upper: functions with the damage bounds.
+        options: PETSc options over :data:`solver.numerics.petsc.NEWTON_OPTIONS`.
+        iterative: None for the LU of the options, or the near-nullspace of the
+            displacement (or None in it) for GMRES with block Gauss-Seidel
+            (:mod:`solver.numerics.blocks`): ``(nullspace,)``.
     """
 
     def __init__(self, u, d, F_u, F_d, bcs, lower: fem.Function, upper: fem.Function, options: dict,
-                 prefix: str = "ssbfrac_newton_"):
+                 prefix: str = "ssbfrac_newton_", iterative: tuple | None = None):
         import dolfinx.fem.petsc as fpetsc
 
-        from solver.numerics.petsc import NEWTON_OPTIONS, set_petsc_options
+        from solver.numerics.blocks import ITERATIVE_BLOCKED, use_block_preconditioner
+        from solver.numerics.petsc import NEWTON_OPTIONS, NEWTON_SNES, set_petsc_options
 
         V, D = u.function_space, d.function_space
         J = [[ufl.derivative(F_u, u, ufl.TrialFunction(V)), ufl.derivative(F_u, d, ufl.TrialFunction(D))],
@@ -119,9 +124,14 @@ class MonolithicNewton:
         self.problem = fpetsc.NonlinearProblem([F_u, F_d], [u, d], J=J, bcs=bcs, kind="mpi",
                                                petsc_options_prefix=prefix)
         self.snes = self.problem.solver
-        opts = dict(NEWTON_OPTIONS)
+        opts = dict(NEWTON_OPTIONS) if iterative is None else {**NEWTON_SNES, **ITERATIVE_BLOCKED}
         opts.update(options)
         set_petsc_options(self.snes, prefix, opts)
+        self.blocks = None
+        if iterative is not None:  # the displacement's rows come first (never bound-constrained)
+            bs = V.dofmap.index_map_bs
+            self.blocks = use_block_preconditioner(self.snes.getKSP(), V.dofmap.index_map.size_local * bs,
+                                                   prefix, nullspace=iterative[0], block_size=bs)
         self._f0 = 0.0
         self.snes.setConvergenceTest(self._converged)
         self._fpetsc = fpetsc

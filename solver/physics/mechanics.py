@@ -19,7 +19,8 @@ from meshes import tags as mtags
 from meshes.tags import AM_PHASES, PHASE_CODES, SE_PHASES, phase_of_tags
 from solver.config.units import FORCE_2D_TO_N_PER_M, FORCE_3D_TO_N
 from solver.numerics import schemes
-from solver.numerics.petsc import damage_options, damage_unconstrained, elasticity_options
+from solver.numerics.petsc import (DIRECT_NEWTON_MAX_DOFS, damage_options, damage_unconstrained, elasticity_options,
+                                    linear_kind)
 from solver.numerics.schemes import Accelerator, StepResult
 from solver.physics import elasticity as el
 from solver.physics import phasefield as pf
@@ -248,8 +249,12 @@ class MechanicsProblem:
         opts = dict(fr.scheme.newton_petsc_options)
         if damage_unconstrained(fr):  # no bound can be active (as for the damage solve)
             opts.setdefault("snes_type", "newtonls")
+        n_dofs = sum(S.dofmap.index_map.size_global * S.dofmap.index_map_bs for S in (V, D))
+        iterative = None
+        if linear_kind(fr.scheme.newton_linear_solver, n_dofs, DIRECT_NEWTON_MAX_DOFS[self.gdim]) == "iterative":
+            iterative = (el.rigid_body_modes(V),)
         return schemes.MonolithicNewton(self.u, self.d, F_u, F_d, list(bcs) + [bc_d], lower,
-                                        self.damage.upper, opts)
+                                        self.damage.upper, opts, iterative=iterative)
 
     def solve_step(self) -> StepResult:
         e0, l0 = self.elastic.solves, self.elastic.linear_iterations

@@ -7,6 +7,7 @@ with DOLFINx), so these tests do not depend on the fracture solver.
 
 import csv
 import json
+import math
 import shutil
 import subprocess
 
@@ -586,3 +587,39 @@ def test_benchmark_curves_peak_units_and_published_difference(tmp_path):
     assert bm.main([str(run), "--out", str(tmp_path / "fig")]) == 0
     assert (tmp_path / "fig.png").stat().st_size > 0
     assert "not complete" in (tmp_path / "fig.md").read_text()
+
+
+def test_dimension_comparison_stereology_and_energy_density(tmp_path):
+    """postprocess.dimension: a 3D crack area S in a volume V is compared as the trace
+    length per area of a plane section, (pi / 4) S / V, with a 2D run's crack length per
+    area; energies per volume in J/m^3 in both (nJ/um^3 = 1e9 J/m^3); the last discharge row
+    is the end of the discharge; a run without summary.json is marked not complete."""
+    from postprocess import dimension as dm
+
+    def run(name, size, rows):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "case.yaml").write_text(f"geometry: {{size: {size}}}\n")
+        head = "step,accepted,time,x,mode,capacity_fraction,voltage,kappa_eff_rel,crack_length,fracture_energy," \
+               "damaged_fraction,d_max,wall"
+        (d / "history.csv").write_text("\n".join([head] + rows) + "\n")
+        return d
+
+    r3 = run("three", "[2.0e-6, 2.0e-6, 2.0e-6]", [
+        "0,1,0,0.3,discharge,0,4.2,0.5,0,0,0,0,0",
+        "1,1,10,0.6,discharge,0.3,3.8,0.45,8.0,4.0,0.01,1.0,5",
+        "2,1,20,0.5,charge,0.2,4.0,0.44,8.0,4.0,0.01,1.0,9"])
+    r2 = run("two", "[2.0e-6, 4.0e-6]", [
+        "0,1,0,0.3,discharge,0,4.2,0.5,0,0,0,0,0",
+        "1,0,10,0.6,discharge,0.3,3.8,0.45,99,99,0,0,5",  # rejected
+        "2,1,10,0.6,discharge,0.3,3.8,0.40,4.0,2.0,0.0,0.5,6"])
+    a, b = dm.run_record(r3), dm.run_record(r2)
+    assert a["dim"] == 3 and a["end_discharge"] == 1 and not a["complete"]
+    assert a["trace"][1] == pytest.approx(math.pi / 4 * 8.0 / 8.0)
+    assert a["energy"][1] == pytest.approx(4.0 / 8.0 * 1e9)
+    assert b["trace"][1] == pytest.approx(4.0 / 8.0) and b["energy"][1] == pytest.approx(2.0 / 8.0 * 1e9)
+    assert a["onset_x"] == pytest.approx(0.6) and math.isnan(b["onset_x"])
+    assert dm.main([str(r3), str(r2), "--out", str(tmp_path / "dim")]) == 0
+    text = (tmp_path / "dim.md").read_text()
+    assert f"| {0.5 / (math.pi / 4):.2f} |" in text and "not complete" in text
+    assert (tmp_path / "dim.png").stat().st_size > 0

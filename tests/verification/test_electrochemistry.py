@@ -315,12 +315,15 @@ def composite(*overrides, case=COMPOSITE):
 COARSE_3D = ("fracture.enabled=false", "geometry.mesh.size=0.4e-6", "geometry.mesh.interface_size=0.3e-6")
 
 
-@pytest.mark.parametrize("case, coarse, v_min", [(COMPOSITE, (), 3.6), (COMPOSITE_3D, COARSE_3D, 3.5)], ids=["2d", "3d"])
+@pytest.mark.parametrize("case, coarse, v_min", [(COMPOSITE, (), 3.6), (COMPOSITE_3D, COARSE_3D, 3.5),
+                                                  (COMPOSITE_3D, COARSE_3D + ("loading.linear_solver=iterative",), 3.5)],
+                         ids=["2d", "3d", "3d_iterative"])
 def test_composite_conservation_over_a_cycle(case, coarse, v_min):
     """Discharge to the cut-off, rest, charge, hold to C/20, in 2D and in 3D (faceted
-    particles): the lithium gained equals the charge passed over F, and every galvanostatic
-    step carries exactly the applied current (through the particle surfaces and through the
-    lithium side)."""
+    particles), in 3D also with the iterative (x, phi_e) solve (GMRES with block
+    Gauss-Seidel, solver.numerics.blocks): the lithium gained equals the charge passed over
+    F, and every galvanostatic step carries exactly the applied current (through the
+    particle surfaces and through the lithium side)."""
     ec = composite("loading.protocol=[{mode: discharge}, {mode: rest, duration: 300}, {mode: charge, c_rate: 2},"
                    " {mode: hold, voltage: 4.2, until_c_rate: 0.05}]", *coarse, case=case)
     li0 = ec.total_lithium()

@@ -12,8 +12,9 @@ phi_e (P1 each, one block each) at given particle potentials phi_s.
 
 The residuals are written per F c_ref (c_ref: c_max of ``loading.active``). The two
 equations form one blocked Newton problem (PETSc SNES through
-``dolfinx.fem.petsc.NonlinearProblem``, LU by MUMPS); its factorised Jacobian J also gives
-the sensitivity of the fields to the particle potentials, J dU/dq = -dF/dq.
+``dolfinx.fem.petsc.NonlinearProblem``; LU by MUMPS, or above ``loading.linear_solver``'s
+size GMRES with block Gauss-Seidel); its Jacobian J also gives the sensitivity of the
+fields to the particle potentials, J dU/dq = -dF/dq.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from petsc4py import PETSc
 from meshes import tags as mtags
 from meshes.tags import phase_of_tags
 from solver.config.units import GPA_UM3_TO_J
-from solver.numerics.petsc import ELECTROCHEMISTRY_OPTIONS
+from solver.numerics.blocks import ITERATIVE_BLOCKED
+from solver.numerics.petsc import DIRECT_ELECTROCHEMISTRY_MAX_DOFS, ELECTROCHEMISTRY_SNES, LU, linear_kind
 from solver.physics import diffusion as dif
 from solver.physics.constants import FARADAY, R_GAS
 from solver.physics.electrochemistry.kinetics import anode_current, particle_current
@@ -57,11 +59,15 @@ class FieldSolver:
         bcs: their (homogeneous) Dirichlet conditions.
         constrained: the DOF arrays of those conditions, per field.
         prefix, options: PETSc options prefix and options of the solver.
+        iterative: GMRES with block Gauss-Seidel (:mod:`solver.numerics.blocks`: AMG on
+            x and on phi_e) instead of the linear solve of ``options``.
     """
 
-    def __init__(self, F: list, fields: tuple, bcs: list, constrained: tuple, prefix: str, options: dict):
+    def __init__(self, F: list, fields: tuple, bcs: list, constrained: tuple, prefix: str, options: dict,
+                 iterative: bool = False):
         from dolfinx.fem.petsc import NonlinearProblem
 
+        from solver.numerics.blocks import use_block_preconditioner
         from solver.numerics.petsc import set_petsc_options
 
         self.x, self.phi_e = fields
@@ -70,6 +76,9 @@ class FieldSolver:
         J = [[ufl.derivative(Fi, u, ufl.TrialFunction(u.function_space)) for u in fields] for Fi in F]
         self.problem = NonlinearProblem(F, list(fields), J=J, bcs=bcs, kind="mpi", petsc_options_prefix=prefix)
         set_petsc_options(self.problem.solver, prefix, options)
+        if iterative:  # x's rows come first on every rank
+            use_block_preconditioner(self.problem.solver.getKSP(), self.x.function_space.dofmap.index_map.size_local,
+                                     prefix)
 
     def values(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the present x and phi_e (for :meth:`set_values`)."""
@@ -326,10 +335,14 @@ class FieldProblem:
         self.bcs += [fem.dirichletbc(PETSc.ScalarType(0.0), dofs, self.Vp) for dofs in fixed_phi]
         # residual scale: the 1C lithium rate per F c_ref; converged below 1e-10 of it (its
         # round-off floor is near 1e-12 of it)
-        opts = dict(ELECTROCHEMISTRY_OPTIONS)
+        n_dofs = sum(V.dofmap.index_map.size_global for V in (self.Vx, self.Vp))
+        iterative = linear_kind(self.loading.linear_solver, n_dofs,
+                                DIRECT_ELECTROCHEMISTRY_MAX_DOFS[self.tdim]) == "iterative"
+        opts = {**ELECTROCHEMISTRY_SNES, **(ITERATIVE_BLOCKED if iterative else LU)}
         opts["snes_atol"] = 1e-10 * self.one_c / self.scale
         opts.update(self.loading.petsc_options)
-        self.solver = FieldSolver(self.F, (self.x, self.phi_e), self.bcs, ([self.x_out], fixed_phi), prefix, opts)
+        self.solver = FieldSolver(self.F, (self.x, self.phi_e), self.bcs, ([self.x_out], fixed_phi), prefix, opts,
+                                  iterative=iterative)
 
     # ------------------------------------------------------------------ a time step
     def prepare_step(self, dt: float) -> None:
